@@ -1,0 +1,1 @@
+"""FHIR at the edge: lenient normalisation, validation with fhir.resources (R4B), and the HTTP client."""

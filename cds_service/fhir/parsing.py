@@ -1,0 +1,83 @@
+"""Validate FHIR R4 resources with ``fhir.resources`` (R4B models), leniently where real clients are sloppy.
+
+The public CDS Hooks Sandbox sends shapes a strict validator rejects (a Bundle without ``type``,
+``MedicationRequest.category`` as one object instead of a list). :func:`normalise` repairs exactly
+those known, harmless deviations; everything else must be valid R4 or it is reported as
+:class:`InvalidFhir` (HTTP 422 at the edge).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from functools import lru_cache
+from typing import Any
+
+from pydantic import ValidationError
+
+Resource = dict[str, Any]
+
+# Elements that R4 defines as lists but that known clients send as a single object.
+_LIST_ELEMENTS: dict[str, tuple[str, ...]] = {
+    "MedicationRequest": ("category", "reasonCode", "dosageInstruction", "note", "identifier"),
+    "ServiceRequest": ("category", "reasonCode", "bodySite", "note", "identifier"),
+    "Procedure": ("reasonCode", "bodySite", "note", "identifier"),
+}
+
+
+class InvalidFhir(ValueError):
+    """A resource is not valid FHIR R4; ``where`` says which one (e.g. ``draftOrders entry 2``)."""
+
+    def __init__(self, where: str, problems: list[str]) -> None:
+        self.where = where
+        self.problems = problems
+        super().__init__(f"{where}: " + "; ".join(problems))
+
+
+@lru_cache(maxsize=None)
+def _model_class(resource_type: str) -> type:
+    if not resource_type.isalpha():
+        raise KeyError(resource_type)
+    module = importlib.import_module(f"fhir.resources.R4B.{resource_type.lower()}")
+    return getattr(module, resource_type)
+
+
+def normalise(resource: Resource) -> Resource:
+    """A copy of ``resource`` with the known lenient shapes repaired (single object → list)."""
+    fixed = copy.deepcopy(resource)
+    for element in _LIST_ELEMENTS.get(str(fixed.get("resourceType")), ()):
+        if isinstance(fixed.get(element), dict):
+            fixed[element] = [fixed[element]]
+    return fixed
+
+
+def _describe(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors()[:5]:
+        path = ".".join(str(part) for part in item.get("loc", ()) if part != "__root__")
+        problems.append(f"{path or '(resource)'}: {item.get('msg', 'invalid')}")
+    return problems
+
+
+def validate_resource(resource: Any, where: str = "resource") -> Resource:
+    """Validate one resource against its R4B model and return its normalised JSON form.
+
+    Raises :class:`InvalidFhir` with a precise, client-safe message when it is not valid.
+    """
+    if not isinstance(resource, dict):
+        raise InvalidFhir(where, ["a FHIR resource must be a JSON object"])
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str) or not resource_type:
+        raise InvalidFhir(where, ["resourceType is missing"])
+    try:
+        model = _model_class(resource_type)
+    except (KeyError, ImportError, AttributeError):
+        raise InvalidFhir(where, [f"unknown resourceType {resource_type!r}"]) from None
+    fixed = normalise(resource)
+    try:
+        model.model_validate(fixed)
+    except ValidationError as error:
+        raise InvalidFhir(f"{where} ({resource_type}/{resource.get('id', '?')})", _describe(error)) from None
+    except (ValueError, TypeError) as error:  # fhir.resources raises these for some primitive checks
+        raise InvalidFhir(f"{where} ({resource_type}/{resource.get('id', '?')})", [str(error)[:300]]) from None
+    return fixed

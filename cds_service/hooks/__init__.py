@@ -1,0 +1,1 @@
+"""Hook plumbing: service catalogue, envelope checks, prefetch fallback, response assembly."""

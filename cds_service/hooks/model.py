@@ -1,0 +1,69 @@
+"""Plain data that crosses the line between the hook plumbing and the coding engine.
+
+The plumbing (HTTP, schema checks, prefetch fallback) builds a :class:`HookCall`; the engine
+answers with a :class:`Guidance`. Neither side imports the other's internals, so the engine can
+be tested without Flask and the plumbing without clinical rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Iterator, Mapping
+
+Resource = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HookCall:
+    """One CDS Hooks invocation, normalised.
+
+    ``draft_orders`` are validated FHIR R4 resources (plain dicts). ``prefetch`` maps each
+    prefetch key to the resources it yielded (Bundles flattened, OperationOutcomes removed);
+    those resources are *not* validated up front: the engine selects what it needs and
+    validates only that (see :func:`cds_service.fhir.parsing.validate_resource`).
+    ``unavailable`` names the prefetch keys whose data could not be had, with the reason.
+    """
+
+    service_id: str
+    hook: str
+    hook_instance: str
+    patient_id: str
+    user_id: str
+    draft_orders: tuple[Resource, ...]
+    today: date
+    encounter_id: str | None = None
+    selections: tuple[str, ...] = ()
+    prefetch: Mapping[str, tuple[Resource, ...]] = field(default_factory=dict)
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    crd_configuration: Mapping[str, Any] = field(default_factory=dict)
+
+    def resources(self, resource_type: str) -> Iterator[Resource]:
+        """Every prefetched resource of one type, whatever key brought it, without repeats."""
+        seen: set[str] = set()
+        for resources in self.prefetch.values():
+            for resource in resources:
+                if resource.get("resourceType") != resource_type:
+                    continue
+                key = f"{resource_type}/{resource.get('id')}" if resource.get("id") else str(id(resource))
+                if key in seen:
+                    continue
+                seen.add(key)
+                yield resource
+
+    def draft_order(self, reference: str) -> Resource | None:
+        """The draft order a relative reference such as ``ServiceRequest/sr-1`` points at."""
+        for resource in self.draft_orders:
+            if f"{resource.get('resourceType')}/{resource.get('id')}" == reference:
+                return resource
+        return None
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """What the engine has to say: CDS Hooks cards and systemActions (plain JSON-ready dicts)
+    and the machine-readable decisions published at ``extension["cds-service.decisions"]``."""
+
+    cards: list[dict[str, Any]] = field(default_factory=list)
+    system_actions: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
