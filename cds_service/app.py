@@ -1,0 +1,45 @@
+"""Application factory: wires settings, storage, knowledge and engine into a Flask app."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from cds_service import engine
+from cds_service.config import Settings
+from cds_service.hooks.pipeline import HookHandler
+from cds_service.knowledge import Knowledge, load_knowledge
+from cds_service.storage.db import make_engine, migrate
+from cds_service.storage.records import Store
+from cds_service.web import discovery, feedback, services
+from cds_service.web.cors import register_cors
+from cds_service.web.errors import register_error_handlers
+
+
+def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None) -> Flask:
+    """Build the service. Everything costly (knowledge, schemas, database) happens here, once."""
+    settings = settings or Settings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    app = Flask(__name__)
+    app.config["CDS_SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # keep cards in the order the engine ranked them
+    app.json.compact = True
+
+    database = make_engine(settings.database_url)
+    migrate(database)
+    knowledge = knowledge or load_knowledge()
+
+    app.extensions["cds_db"] = database
+    app.extensions["cds_store"] = Store(database)
+    app.extensions["cds_knowledge"] = knowledge
+    app.extensions["cds_handler"] = HookHandler(settings, knowledge, engine.advise)
+    app.extensions["cds_url_guard_for"] = lambda caller: None
+
+    register_cors(app)
+    register_error_handlers(app)
+    for module in (discovery, services, feedback):
+        app.register_blueprint(module.blueprint)
+    return app

@@ -1,0 +1,110 @@
+"""The services this CDS service offers, as discovery lists them. Ids and hooks are a contract.
+
+Prefetch templates use only CDS Hooks 2.0 tokens (``{{context.patientId}}``,
+``{{context.encounterId}}``) and the recommended query subset (reference and token equality,
+``_sort``, ``_count``), so EHRs and the public Sandbox can fulfil them as written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+
+# Observations the decision reads: stage groups and TNM categories, ECOG and Karnofsky
+# performance status, cancer disease status (response), body weight (kBq/kg dosing).
+OBSERVATION_CODES = (
+    f"{LOINC}|21908-9", f"{LOINC}|21902-2", f"{LOINC}|21914-7",
+    f"{LOINC}|21905-5", f"{LOINC}|21906-3", f"{LOINC}|21907-1",
+    f"{LOINC}|21899-0", f"{LOINC}|21900-6", f"{LOINC}|21901-4",
+    f"{SNOMED}|399390009", f"{SNOMED}|399537006", f"{SNOMED}|399588009",
+    f"{LOINC}|89247-1", f"{LOINC}|89243-0", f"{LOINC}|97509-4", f"{LOINC}|29463-7",
+)
+
+PATIENT = "{{context.patientId}}"
+
+ORDER_SIGN_PREFETCH: dict[str, str] = {
+    "patient": f"Patient/{PATIENT}",
+    "conditions": f"Condition?patient={PATIENT}",
+    "observations": f"Observation?patient={PATIENT}&code={','.join(OBSERVATION_CODES)}",
+    "reports": f"DiagnosticReport?patient={PATIENT}&_sort=-date&_count=100",
+    "procedures": f"Procedure?patient={PATIENT}&_sort=-date&_count=100",
+    "carePlans": f"CarePlan?patient={PATIENT}",
+    "serviceRequests": f"ServiceRequest?patient={PATIENT}&_sort=-authored&_count=100",
+    "coverage": f"Coverage?patient={PATIENT}&status=active",
+    "encounter": "Encounter/{{context.encounterId}}",
+}
+
+# order-select gives early, light guidance: the code only, so it needs only what decides the code.
+ORDER_SELECT_PREFETCH: dict[str, str] = {
+    "patient": f"Patient/{PATIENT}",
+    "conditions": f"Condition?patient={PATIENT}",
+    "carePlans": f"CarePlan?patient={PATIENT}",
+    "serviceRequests": f"ServiceRequest?patient={PATIENT}&_sort=-authored&_count=100",
+    "encounter": "Encounter/{{context.encounterId}}",
+}
+
+# What each prefetch key lets the service check, for the card that says what could not run.
+CHECKS_BY_KEY: Mapping[str, str] = {
+    "patient": "patient demographics (weight-based activity)",
+    "conditions": "diagnosis, indication and diagnosis sequencing",
+    "observations": "staging and performance status",
+    "reports": "imaging before and after therapy",
+    "procedures": "procedure history (90-day global period)",
+    "carePlans": "the 3-month follow-up plan",
+    "serviceRequests": "follow-up orders and bundling with other orders",
+    "coverage": "payer modifier policy and coverage information",
+    "encounter": "encounter setting (modifier 26)",
+}
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    id: str
+    hook: str
+    title: str
+    description: str
+    prefetch: Mapping[str, str] = field(default_factory=dict)
+
+    def discovery_entry(self) -> dict[str, Any]:
+        return {
+            "hook": self.hook,
+            "id": self.id,
+            "title": self.title,
+            "description": self.description,
+            "prefetch": dict(self.prefetch),
+        }
+
+
+SERVICES: tuple[ServiceDefinition, ...] = (
+    ServiceDefinition(
+        id="radioelement-order-sign",
+        hook="order-sign",
+        title="Radioelement therapy coding (order-sign)",
+        description=(
+            "Checks radioelement and brachytherapy orders at signing: confirms CPT 77750 or "
+            "recommends the code that fits (79101, 79200, 79403, 79445, 79005, 79440, 79300, "
+            "57155, 58346, 0394T, 0395T, the 777xx family), advises on modifier 26/TC and the "
+            "radiopharmaceutical HCPCS supply code, and lists missing medical-necessity documentation."
+        ),
+        prefetch=ORDER_SIGN_PREFETCH,
+    ),
+    ServiceDefinition(
+        id="radioelement-order-select",
+        hook="order-select",
+        title="Radioelement therapy coding (order-select)",
+        description=(
+            "Early guidance while a radioelement or brachytherapy order is being chosen: the CPT "
+            "code that fits the selected order, without documentation reminders."
+        ),
+        prefetch=ORDER_SELECT_PREFETCH,
+    ),
+)
+
+SERVICES_BY_ID: Mapping[str, ServiceDefinition] = {service.id: service for service in SERVICES}
+
+
+def discovery_document() -> dict[str, Any]:
+    return {"services": [service.discovery_entry() for service in SERVICES]}

@@ -1,0 +1,163 @@
+"""One service call from body to response: envelope → prefetch → engine → response.
+
+The only module that sees both the hook plumbing and the engine. It decides nothing about
+codes; it makes sure the engine gets clean data and the EHR gets a clean, bounded answer.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from cds_service.config import Settings
+from cds_service.fhir.client import Deadline, FhirClient, UrlGuard
+from cds_service.fhir.parsing import InvalidFhir
+from cds_service.hooks import envelope
+from cds_service.hooks.catalog import CHECKS_BY_KEY, ServiceDefinition
+from cds_service.hooks.model import Guidance, HookCall
+from cds_service.hooks.prefetch import resolve_prefetch
+from cds_service.knowledge import Knowledge
+from cds_service.web.errors import ApiError
+
+Advise = Callable[[HookCall, Knowledge], Guidance]
+
+SERVICE_LABEL = "Radioelement therapy coding"
+CRD_CARD_TYPES = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"
+
+
+@dataclass
+class CallOutcome:
+    """What the web layer sends back and what the audit trail records."""
+
+    status: int
+    body: dict[str, Any]
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    fetched_keys: tuple[str, ...] = ()
+    unavailable: dict[str, str] = field(default_factory=dict)
+    fetch_ms: float = 0.0
+    engine_ms: float = 0.0
+
+
+def prune(value: Any) -> Any:
+    """Drop None, empty strings, lists and objects, recursively (CDS Hooks forbids emitting them)."""
+    if isinstance(value, dict):
+        pruned = {key: prune(item) for key, item in value.items()}
+        return {key: item for key, item in pruned.items() if item not in (None, "", [], {})}
+    if isinstance(value, list):
+        pruned_items = [prune(item) for item in value]
+        return [item for item in pruned_items if item not in (None, "", [], {})]
+    return value
+
+
+def unavailable_card(unavailable: dict[str, str]) -> dict[str, Any]:
+    """Say plainly which checks could not run, so a clean result is never mistaken for a full one."""
+    lines = [f"- **{CHECKS_BY_KEY.get(key, key)}**: {reason}" for key, reason in sorted(unavailable.items())]
+    count = len(unavailable)
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": f"{count} check{'s' if count != 1 else ''} could not run: patient data was unavailable",
+        "indicator": "warning",
+        "detail": "The coding advice below was given without this data:\n\n" + "\n".join(lines)
+        + "\n\nReview these items by hand before signing.",
+        "source": {
+            "label": SERVICE_LABEL,
+            "topic": {"system": CRD_CARD_TYPES, "code": "clinical-reminder", "display": "Clinical reminder"},
+        },
+        "extension": {"cds-service.card-type": "checks-unavailable"},
+    }
+
+
+class HookHandler:
+    """Runs service calls with the settings, knowledge and engine it was built with."""
+
+    def __init__(self, settings: Settings, knowledge: Knowledge, advise: Advise) -> None:
+        self.settings = settings
+        self.knowledge = knowledge
+        self.advise = advise
+
+    def _client_factory(self, body: dict[str, Any], url_guard: UrlGuard | None) -> Callable[[], FhirClient] | None:
+        server = body.get("fhirServer")
+        if not server:
+            return None
+        token = (body.get("fhirAuthorization") or {}).get("access_token")
+        settings = self.settings
+
+        def make() -> FhirClient:
+            return FhirClient(
+                base_url=server,
+                access_token=token,
+                connect_timeout=settings.fhir_connect_timeout,
+                read_timeout=settings.fhir_read_timeout,
+                max_pages=settings.fhir_max_pages,
+                deadline=Deadline(settings.fhir_total_budget),
+                url_guard=url_guard,
+            )
+
+        return make
+
+    def handle(self, service: ServiceDefinition, body: Any, url_guard: UrlGuard | None = None) -> CallOutcome:
+        envelope.check_envelope(service, body)
+        orders = envelope.draft_orders(body)
+        selections = envelope.check_selections(body, orders)
+        context = body["context"]
+
+        started = time.perf_counter()
+        prefetched = resolve_prefetch(
+            service.prefetch,
+            context,
+            body.get("prefetch"),
+            self._client_factory(body, url_guard),
+            self.settings.fhir_total_budget,
+        )
+        fetch_ms = (time.perf_counter() - started) * 1000
+        if self.settings.strict_fhir:
+            envelope.validate_all(prefetched.resources)
+
+        call = HookCall(
+            service_id=service.id,
+            hook=body["hook"],
+            hook_instance=body["hookInstance"],
+            patient_id=context["patientId"],
+            user_id=context["userId"],
+            encounter_id=context.get("encounterId"),
+            draft_orders=orders,
+            selections=selections,
+            prefetch=prefetched.resources,
+            unavailable=prefetched.unavailable,
+            today=datetime.now(timezone.utc).date(),
+            crd_configuration=(body.get("extension") or {}).get("davinci-crd.configuration") or {},
+        )
+        started = time.perf_counter()
+        try:
+            guidance = self.advise(call, self.knowledge)
+        except InvalidFhir as error:
+            raise ApiError(422, f"invalid FHIR: {error}") from None
+        engine_ms = (time.perf_counter() - started) * 1000
+
+        cards = list(guidance.cards)
+        if guidance.decisions and prefetched.unavailable:
+            if not prefetched.resources:
+                # Nothing about the patient could be had at all: per CDS Hooks 2.0 that is a 412,
+                # so the EHR can retry with prefetch rather than act on half an answer.
+                reasons = "; ".join(f"{key}: {why}" for key, why in sorted(prefetched.unavailable.items()))
+                raise ApiError(412, f"the patient data this service needs could not be obtained ({reasons})")
+            cards.insert(0, unavailable_card(prefetched.unavailable))
+        response: dict[str, Any] = {"cards": cards}
+        if guidance.system_actions:
+            response["systemActions"] = guidance.system_actions
+        if guidance.decisions:
+            response["extension"] = {"cds-service.decisions": guidance.decisions}
+        body_out = prune(response)
+        body_out.setdefault("cards", [])
+        return CallOutcome(
+            status=200,
+            body=body_out,
+            decisions=list(guidance.decisions),
+            fetched_keys=prefetched.fetched_keys,
+            unavailable=dict(prefetched.unavailable),
+            fetch_ms=fetch_ms,
+            engine_ms=engine_ms,
+        )

@@ -1,0 +1,72 @@
+"""Production serving through gunicorn (never Flask's development server)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from cds_service.app import create_app
+from cds_service.config import Settings
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    """Gunicorn with the app built once in the master (preload), so start-up work is done once
+    and every worker forks with the knowledge already loaded."""
+
+    def __init__(self, options: dict[str, Any], settings: Settings) -> None:
+        self.options = options
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in self.cfg.settings and value is not None:
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return create_app(self.settings)
+
+
+def _post_fork(server: Any, worker: Any) -> None:
+    # Database connections must not be shared across a fork: each worker opens its own.
+    app = server.app.callable
+    if app is not None:
+        app.extensions["cds_db"].dispose(close=False)
+
+
+def gunicorn_options(host: str, port: int, workers: int, timeout: int = 30) -> dict[str, Any]:
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": int(os.environ.get("CDS_THREADS", "4")),
+        "timeout": timeout,
+        "graceful_timeout": 20,
+        "keepalive": 5,
+        "preload_app": True,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": os.environ.get("CDS_LOG_LEVEL", "info").lower(),
+        "post_fork": _post_fork,
+        "limit_request_line": 8190,
+        "limit_request_fields": 100,
+    }
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("serve", help="run the service with gunicorn")
+    parser.add_argument("--host", default=os.environ.get("CDS_HOST", "127.0.0.1"), help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("CDS_PORT", "8080")), help="port (default 8080)")
+    parser.add_argument(
+        "--workers", type=int, default=int(os.environ.get("CDS_WORKERS", "2")), help="gunicorn worker processes (default 2)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    GunicornServer(gunicorn_options(args.host, args.port, args.workers), settings).run()
+    return 0

@@ -1,0 +1,123 @@
+"""Database engine and tables. SQLite file by default, PostgreSQL when DATABASE_URL says so.
+
+Tables are created on start and missing columns are added (additive migrations only), so an
+upgraded service can start on an older database without a separate migration step.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
+from sqlalchemy.engine import Engine, make_url
+
+log = logging.getLogger(__name__)
+
+metadata = MetaData()
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("service_id", String(64), nullable=False, index=True),
+    Column("card_uuid", String(128), nullable=False, index=True),
+    Column("outcome", String(16), nullable=False),
+    Column("accepted_suggestions", JSON, nullable=True),
+    Column("override_code", String(128), nullable=True),
+    Column("override_system", String(255), nullable=True),
+    Column("override_display", String(255), nullable=True),
+    Column("user_comment", Text, nullable=True),
+    Column("outcome_timestamp", DateTime(timezone=True), nullable=False, index=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("issuer", String(255), nullable=True),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("hook_instance", String(64), nullable=False, index=True),
+    Column("service_id", String(64), nullable=False),
+    Column("hook", String(32), nullable=True),
+    Column("status", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("duration_ms", Float, nullable=False),
+    Column("fetch_ms", Float, nullable=True),
+    Column("engine_ms", Float, nullable=True),
+    Column("issuer", String(255), nullable=True),
+    Column("fetched_keys", JSON, nullable=True),
+    Column("unavailable_keys", JSON, nullable=True),
+    Column("decisions", JSON, nullable=True),
+    Column("error", String(500), nullable=True),
+)
+
+issued_cards = Table(
+    "issued_cards",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("card_uuid", String(128), nullable=False),
+    Column("hook_instance", String(64), nullable=False),
+    Column("service_id", String(64), nullable=False),
+    Column("card_type", String(64), nullable=True),
+    Column("indicator", String(16), nullable=True),
+    Column("recommended_code", String(16), nullable=True),
+    Column("issued_at", DateTime(timezone=True), nullable=False, index=True),
+    UniqueConstraint("card_uuid", name="uq_issued_cards_card_uuid"),
+)
+
+
+def make_engine(database_url: str) -> Engine:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            # WAL lets several gunicorn workers read while one writes.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("", "psycopg2") and url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def migrate(engine: Engine, meta: MetaData = metadata) -> None:
+    """Create missing tables, then add columns that newer code expects (additive only)."""
+    meta.create_all(engine)
+    inspector = inspect(engine)
+    with engine.begin() as connection:
+        for table in meta.sorted_tables:
+            existing = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in existing:
+                    continue
+                column_type = column.type.compile(dialect=engine.dialect)
+                log.info("adding column %s.%s", table.name, column.name)
+                connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {column_type}'))
+
+
+def redacted_url(database_url: str) -> str:
+    """The URL without its password, for logs and readiness output."""
+    return make_url(database_url).render_as_string(hide_password=True)

@@ -1,0 +1,81 @@
+"""Writing and reading the durable records: feedback, audit rows, issued cards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from cds_service.storage.db import audit, feedback, issued_cards
+
+
+def _timestamp(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class Store:
+    engine: Engine
+
+    def add_feedback(self, service_id: str, items: Iterable[dict[str, Any]], issuer: str | None = None) -> int:
+        now = datetime.now(timezone.utc)
+        rows = []
+        for item in items:
+            reason = (item.get("overrideReason") or {}).get("reason") or {}
+            rows.append(
+                {
+                    "service_id": service_id,
+                    "card_uuid": item["card"],
+                    "outcome": item["outcome"],
+                    "accepted_suggestions": [s["id"] for s in item.get("acceptedSuggestions") or []] or None,
+                    "override_code": reason.get("code"),
+                    "override_system": reason.get("system"),
+                    "override_display": reason.get("display"),
+                    "user_comment": (item.get("overrideReason") or {}).get("userComment"),
+                    "outcome_timestamp": _timestamp(item["outcomeTimestamp"]),
+                    "received_at": now,
+                    "issuer": issuer,
+                }
+            )
+        with self.engine.begin() as connection:
+            connection.execute(insert(feedback), rows)
+        return len(rows)
+
+    def feedback_for_card(self, card_uuid: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            result = connection.execute(select(feedback).where(feedback.c.card_uuid == card_uuid).order_by(feedback.c.id))
+            return [dict(row._mapping) for row in result]
+
+    def add_audit(self, row: dict[str, Any], cards: Iterable[dict[str, Any]] = ()) -> None:
+        now = datetime.now(timezone.utc)
+        card_rows = [
+            {
+                "card_uuid": card["uuid"],
+                "hook_instance": row["hook_instance"],
+                "service_id": row["service_id"],
+                "card_type": (card.get("extension") or {}).get("cds-service.card-type"),
+                "indicator": card.get("indicator"),
+                "recommended_code": (card.get("extension") or {}).get("cds-service.recommended-code"),
+                "issued_at": now,
+            }
+            for card in cards
+            if card.get("uuid")
+        ]
+        with self.engine.begin() as connection:
+            connection.execute(insert(audit), [row])
+        if card_rows:
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(insert(issued_cards), card_rows)
+            except IntegrityError:
+                pass  # a replayed hook instance re-sent the same card uuids: already recorded
+
+    def audit_rows(self, hook_instance: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            result = connection.execute(select(audit).where(audit.c.hook_instance == hook_instance).order_by(audit.c.id))
+            return [dict(row._mapping) for row in result]

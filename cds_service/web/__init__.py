@@ -1,0 +1,1 @@
+"""HTTP edge: Flask blueprints for discovery, service calls and feedback, plus errors and CORS."""

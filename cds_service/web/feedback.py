@@ -1,0 +1,27 @@
+"""POST /cds-services/<id>/feedback: store what clinicians did with the cards."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from cds_service.schemas import first_error
+from cds_service.storage.records import Store
+from cds_service.web.auth import authenticate
+from cds_service.web.body import json_body
+from cds_service.web.errors import ApiError
+from cds_service.web.services import find_service
+
+blueprint = Blueprint("feedback", __name__)
+
+
+@blueprint.post("/cds-services/<service_id>/feedback")
+def post_feedback(service_id: str) -> Response:
+    service = find_service(service_id)
+    caller = authenticate()
+    body = json_body()
+    problem = first_error("feedback", body)
+    if problem is not None:
+        raise ApiError(400, f"feedback does not follow CDS Hooks 2.0: {problem}")
+    store: Store = current_app.extensions["cds_store"]
+    stored = store.add_feedback(service.id, body["feedback"], issuer=caller.iss if caller else None)
+    return jsonify({"stored": stored})

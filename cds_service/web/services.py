@@ -1,0 +1,76 @@
+"""POST /cds-services/<id>: run a hook call and record it in the audit trail."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from cds_service.hooks.catalog import SERVICES_BY_ID, ServiceDefinition
+from cds_service.hooks.pipeline import CallOutcome, HookHandler
+from cds_service.storage.records import Store
+from cds_service.web.auth import authenticate
+from cds_service.web.body import json_body
+from cds_service.web.errors import ApiError
+
+blueprint = Blueprint("services", __name__)
+log = logging.getLogger(__name__)
+
+
+def find_service(service_id: str) -> ServiceDefinition:
+    service = SERVICES_BY_ID.get(service_id)
+    if service is None:
+        known = ", ".join(sorted(SERVICES_BY_ID))
+        raise ApiError(404, f"unknown service {service_id!r}; this server offers: {known}")
+    return service
+
+
+def decision_summary(decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The coded parts of each decision (no free text), for the audit trail and logs."""
+    keys = ("order", "orderedCode", "recommendedCode", "modifiers", "missingDocumentation", "warnings")
+    return [{key: decision[key] for key in keys if key in decision} for decision in decisions]
+
+
+@blueprint.post("/cds-services/<service_id>")
+def call_service(service_id: str) -> Response:
+    started_at = datetime.now(timezone.utc)
+    started = time.perf_counter()
+    service = find_service(service_id)
+    caller = authenticate()
+    body = json_body()
+    handler: HookHandler = current_app.extensions["cds_handler"]
+    store: Store = current_app.extensions["cds_store"]
+    outcome: CallOutcome | None = None
+    status, error = 200, None
+    try:
+        url_guard = current_app.extensions["cds_url_guard_for"](caller)
+        outcome = handler.handle(service, body, url_guard=url_guard)
+        return jsonify(outcome.body)
+    except ApiError as exc:
+        status, error = exc.status, exc.message[:500]
+        raise
+    finally:
+        hook_instance = body.get("hookInstance") if isinstance(body, dict) else None
+        if isinstance(hook_instance, str) and len(hook_instance) <= 64:
+            row = {
+                "hook_instance": hook_instance,
+                "service_id": service.id,
+                "hook": str(body.get("hook"))[:32],
+                "status": status,
+                "started_at": started_at,
+                "duration_ms": (time.perf_counter() - started) * 1000,
+                "fetch_ms": outcome.fetch_ms if outcome else None,
+                "engine_ms": outcome.engine_ms if outcome else None,
+                "issuer": caller.iss if caller else None,
+                "fetched_keys": list(outcome.fetched_keys) if outcome else None,
+                "unavailable_keys": sorted(outcome.unavailable) if outcome else None,
+                "decisions": decision_summary(outcome.decisions) if outcome else None,
+                "error": error,
+            }
+            try:
+                store.add_audit(row, outcome.body.get("cards", []) if outcome else ())
+            except Exception:  # the answer matters more to the EHR than our audit row
+                log.exception("could not write the audit row for hook instance %s", hook_instance)
