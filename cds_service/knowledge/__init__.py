@@ -1,17 +1,12 @@
-"""Coding knowledge loaded from versioned data files (placeholder until the engine lands)."""
+"""Coding knowledge loaded from versioned, sourced data files (``data/*.toml``).
+
+The app calls :func:`load_knowledge` once at start-up; the result is immutable and indexed so
+each request only does dict look-ups.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from cds_service.knowledge.loader import KnowledgeError, load_knowledge
+from cds_service.knowledge.model import Knowledge
 
-
-@dataclass(frozen=True)
-class Knowledge:
-    """The loaded knowledge base. Placeholder: no facts yet."""
-
-    code_set_version: str = "none"
-
-
-def load_knowledge() -> Knowledge:
-    """Load and validate the knowledge files; fail fast with a clear message when one is broken."""
-    return Knowledge()
+__all__ = ["Knowledge", "KnowledgeError", "load_knowledge"]

@@ -1,0 +1,475 @@
+"""Read, validate and index the knowledge files under ``data/``.
+
+Validation is deliberately strict and runs at start-up: a typo in a data file (an unknown route,
+a fact without a source, a bad regular expression) must stop the service with a message naming
+the file and the entry, not surface later as a silently wrong code recommendation.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable
+
+from cds_service.knowledge.model import (
+    Agent, Applicator, CodeInfo, CodeKey, DocItem, DocRule, Indication, Knowledge, Matcher,
+    PayerPolicy, Route, Site, Source, Supply,
+)
+from cds_service.knowledge.systems import normalise_code
+
+DATA_DIR = Path(__file__).parent / "data"
+FILES = ("sources", "codes", "agents", "routes", "evidence", "documentation", "edits", "payers")
+
+CONFIDENCE = {"confirmed", "secondary", "unconfirmed", "judgement"}
+CODE_KINDS = {"unsealed", "sealed", "electronic", "applicator", "related"}
+CODE_STATUS = {"active", "carrier-priced", "deleted"}
+GLOBAL_DAYS = {"000", "010", "090", "XXX", "YYY", "ZZZ"}
+CARRIERS = {"antibody", "small-molecule", "colloid", "microspheres", "sealed-source", "electronic"}
+SUPPLY_UNITS = {"per-mCi", "per-uCi", "per-dose", "per-source"}
+ROUTE_KINDS = {"iv", "oral", "cavity", "intra-arterial", "intra-articular", "interstitial", "surface"}
+DOSE_RATES = {"hdr", "ldr"}
+SETTINGS = {"inpatient", "hospital-outpatient", "office"}
+MODIFIER_POLICIES = {"facility-26", "global-only", "always-26"}
+COVERED = {"covered", "not-covered", "conditional"}
+PA_NEEDED = {"no-auth", "auth-needed", "satisfied", "performpa", "conditional"}
+DOC_KEYS = (
+    "diagnosis", "indication", "staging", "radioelement", "activity", "route", "body-site",
+    "pre-imaging", "performance-status", "follow-up-plan",
+    "response-assessment", "adverse-events", "post-imaging", "follow-up-notes",
+)
+EVIDENCE_SYSTEMS = {"loinc", "snomed", "cpt", "icd10cm", "dicom", "v2-0074"}
+AGENT_CODE_SYSTEMS = ("snomed", "rxnorm", "ndc", "hcpcs")
+
+
+class KnowledgeError(ValueError):
+    """A knowledge file is missing, unreadable or inconsistent. The message names file and entry."""
+
+
+class _Checks:
+    """Collects every problem in the files so one start-up shows them all."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.provenance: dict[str, tuple[str, ...]] = {}
+        self.source_keys: set[str] = set()
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def get(self, entry: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...] = str,
+            required: bool = True, choices: set[str] | None = None) -> Any:
+        value = entry.get(key)
+        if value is None:
+            if required:
+                self.fail(where, f"missing required key '{key}'")
+            return None
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+            self.fail(where, f"'{key}' must be {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+            return None
+        if choices is not None and value not in choices:
+            self.fail(where, f"'{key}' has unknown value {value!r} (expected one of {', '.join(sorted(choices))})")
+            return None
+        return value
+
+    def strings(self, entry: dict[str, Any], key: str, where: str, required: bool = False) -> tuple[str, ...]:
+        value = entry.get(key)
+        if value is None:
+            if required:
+                self.fail(where, f"missing required key '{key}'")
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            self.fail(where, f"'{key}' must be a list of non-empty strings")
+            return ()
+        return tuple(value)
+
+    def sourced(self, entry: dict[str, Any], where: str) -> tuple[str, ...]:
+        """Every fact must cite at least one known source; an optional confidence must be known."""
+        sources = self.strings(entry, "source", where)
+        if not sources:
+            self.fail(where, "fact has no 'source'")
+        for key in sources:
+            if self.source_keys and key not in self.source_keys:
+                self.fail(where, f"source {key!r} is not defined in sources.toml")
+        self.get(entry, "confidence", where, required=False, choices=CONFIDENCE)
+        self.provenance[where] = sources
+        return sources
+
+    def pattern(self, entry: dict[str, Any], where: str) -> re.Pattern[str] | None:
+        text = self.get(entry, "text", where, required=False)
+        if text is None:
+            return None
+        try:
+            return re.compile(text, re.IGNORECASE)
+        except re.error as error:
+            self.fail(where, f"text pattern does not compile: {error}")
+            return None
+
+
+def _read(directory: Path, name: str, checks: _Checks) -> dict[str, Any]:
+    path = directory / f"{name}.toml"
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise KnowledgeError(f"{path.name}: knowledge file is missing (looked in {directory})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise KnowledgeError(f"{path.name}: not valid TOML: {error}") from None
+    meta = data.get("meta")
+    where = f"{path.name} [meta]"
+    if not isinstance(meta, dict):
+        checks.fail(where, "header table [meta] is missing")
+        return data
+    checks.get(meta, "code_set_year", where, int)
+    checks.get(meta, "effective_date", where, date)
+    checks.get(meta, "version", where, str)
+    return data
+
+
+def _entries(data: dict[str, Any], table: str, file: str, checks: _Checks) -> list[tuple[str, dict[str, Any]]]:
+    items = data.get(table, [])
+    if not isinstance(items, list):
+        checks.fail(file, f"[[{table}]] must be an array of tables")
+        return []
+    out = []
+    for index, item in enumerate(items):
+        label = item.get("key") or item.get("code") or item.get("agent") or item.get("kind") or item.get("icd10cm") or index
+        out.append((f"{file} {table} {label!r}", item))
+    return out
+
+
+def _matcher(entries: list[tuple[str, str, dict[str, Any]]], systems: tuple[str, ...], checks: _Checks) -> Matcher:
+    """Index codes → key and collect compiled text patterns, refusing a code claimed twice."""
+    by_code: dict[CodeKey, str] = {}
+    patterns: list[tuple[str, re.Pattern[str]]] = []
+    for where, key, entry in entries:
+        for system in systems:
+            for code in checks.strings(entry, system, where):
+                index = (system, normalise_code(system, code))
+                if index in by_code and by_code[index] != key:
+                    checks.fail(where, f"{system} code {code} is already used by {by_code[index]!r}")
+                by_code[index] = key
+        pattern = checks.pattern(entry, where)
+        if pattern is not None:
+            patterns.append((key, pattern))
+    return Matcher(by_code=by_code, patterns=tuple(patterns))
+
+
+def load_knowledge(directory: Path | str | None = None) -> Knowledge:
+    """Load and validate the knowledge files; raise :class:`KnowledgeError` naming file and entry."""
+    directory = Path(directory) if directory is not None else DATA_DIR
+    checks = _Checks()
+    data = {name: _read(directory, name, checks) for name in FILES}
+
+    sources: dict[str, Source] = {}
+    for key, entry in (data["sources"].get("sources") or {}).items():
+        where = f"sources.toml sources {key!r}"
+        title = checks.get(entry, "title", where)
+        confidence = checks.get(entry, "confidence", where, choices=CONFIDENCE)
+        sources[key] = Source(key=key, title=title or "", confidence=confidence or "", url=entry.get("url"))
+    checks.source_keys = set(sources)
+
+    codes = _load_codes(data["codes"], checks)
+    agents, agent_matcher, indications = _load_agents(data["agents"], checks)
+    routes, route_matcher, sites, site_matcher, applicators, applicator_matcher = _load_routes(data["routes"], codes, checks)
+    for agent in agents.values():
+        for route in agent.routes + ((agent.only_route,) if agent.only_route else ()):
+            if route not in routes:
+                checks.fail(f"agents.toml agent {agent.key!r}", f"route {route!r} is not defined in routes.toml")
+    evidence_parts = _load_evidence(data["evidence"], checks)
+    doc_items, doc_by_kind, doc_by_code, body_site_kinds = _load_documentation(data["documentation"], codes, checks)
+    bundling, lookback = _load_edits(data["edits"], codes, checks)
+    default_payer, payers = _load_payers(data["payers"], checks)
+
+    if checks.problems:
+        raise KnowledgeError("invalid knowledge files:\n  " + "\n  ".join(checks.problems))
+
+    meta = data["codes"]["meta"]
+    versions = sorted({str(data[name]["meta"]["version"]) for name in FILES})
+    return Knowledge(
+        version="+".join(versions),
+        code_set_year=meta["code_set_year"],
+        effective_date=meta["effective_date"],
+        sources=sources,
+        codes=codes,
+        agents=agents,
+        agent_matcher=agent_matcher,
+        indications=indications,
+        routes=routes,
+        route_matcher=route_matcher,
+        sites=sites,
+        site_matcher=site_matcher,
+        applicators=applicators,
+        applicator_matcher=applicator_matcher,
+        doc_items=doc_items,
+        doc_by_kind=doc_by_kind,
+        doc_by_code=doc_by_code,
+        body_site_route_kinds=body_site_kinds,
+        bundling=bundling,
+        global_lookback_days=lookback,
+        default_payer=default_payer,
+        payers=payers,
+        provenance=dict(checks.provenance),
+        **evidence_parts,
+    )
+
+
+def _load_codes(data: dict[str, Any], checks: _Checks) -> dict[str, CodeInfo]:
+    codes: dict[str, CodeInfo] = {}
+    for where, entry in _entries(data, "code", "codes.toml", checks):
+        code = checks.get(entry, "code", where)
+        descriptor = checks.get(entry, "descriptor", where)
+        kind = checks.get(entry, "kind", where, choices=CODE_KINDS)
+        status = checks.get(entry, "status", where, choices=CODE_STATUS)
+        deleted = status == "deleted"
+        global_days = checks.get(entry, "global_days", where, required=not deleted, choices=GLOBAL_DAYS)
+        pctc = checks.get(entry, "pctc", where, int, required=not deleted)
+        if pctc is not None and pctc not in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9):
+            checks.fail(where, f"'pctc' {pctc} is not a CMS PC/TC indicator")
+        sources = checks.sourced(entry, where)
+        if code in codes:
+            checks.fail(where, "code is listed twice")
+        if code:
+            codes[code] = CodeInfo(code=code, descriptor=descriptor or "", kind=kind or "related",
+                                   status=status or "active", global_days=global_days, pctc=pctc,
+                                   replaced_by=checks.strings(entry, "replaced_by", where, required=deleted),
+                                   sources=sources)
+    for code in codes.values():
+        for replacement in code.replaced_by:
+            if replacement not in codes or codes[replacement].deleted:
+                checks.fail(f"codes.toml code {code.code!r}", f"replacement {replacement!r} is not an active code")
+    return codes
+
+
+def _load_agents(data: dict[str, Any], checks: _Checks) -> tuple[dict[str, Agent], Matcher, dict[str, Indication]]:
+    agents: dict[str, Agent] = {}
+    matcher_entries = []
+    for where, entry in _entries(data, "agent", "agents.toml", checks):
+        key = checks.get(entry, "key", where)
+        supply = None
+        if "supply" in entry:
+            raw = entry["supply"] if isinstance(entry["supply"], dict) else {}
+            code = checks.get(raw, "code", f"{where} supply")
+            unit = checks.get(raw, "unit", f"{where} supply", choices=SUPPLY_UNITS)
+            if code and unit:
+                supply = Supply(code=code, unit=unit)
+        agent = Agent(
+            key=key or "",
+            name=checks.get(entry, "name", where) or "",
+            carrier=checks.get(entry, "carrier", where, choices=CARRIERS) or "",
+            routes=checks.strings(entry, "routes", where, required=True),
+            only_route=checks.get(entry, "only_route", where, required=False),
+            supply=supply,
+            dose_rate=checks.get(entry, "dose_rate", where, required=False, choices=DOSE_RATES),
+            note=checks.get(entry, "note", where, required=False),
+            sources=checks.sourced(entry, where),
+        )
+        if agent.only_route and agent.only_route not in agent.routes:
+            checks.fail(where, f"only_route {agent.only_route!r} is not among its routes")
+        if not agent.sealed and agent.supply is None:
+            checks.fail(where, "an unsealed radiopharmaceutical needs a supply code")
+        if key in agents:
+            checks.fail(where, "agent key is listed twice")
+        if key:
+            agents[key] = agent
+            matcher_entries.append((where, key, entry))
+    matcher = _matcher(matcher_entries, AGENT_CODE_SYSTEMS, checks)
+
+    indications: dict[str, Indication] = {}
+    for where, entry in _entries(data, "indication", "agents.toml", checks):
+        agent = checks.get(entry, "agent", where)
+        if agent and agent not in agents:
+            checks.fail(where, f"agent {agent!r} is not defined")
+        groups = entry.get("requires")
+        if not isinstance(groups, list) or not groups or not all(
+                isinstance(group, list) and group and all(isinstance(item, str) for item in group) for group in groups):
+            checks.fail(where, "'requires' must be a non-empty list of non-empty lists of codes")
+            groups = []
+        checks.sourced(entry, where)
+        if agent:
+            indications[agent] = Indication(agent=agent, requires=tuple(tuple(group) for group in groups))
+    return agents, matcher, indications
+
+
+def _load_routes(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks):
+    routes: dict[str, Route] = {}
+    route_entries = []
+    for where, entry in _entries(data, "route", "routes.toml", checks):
+        key = checks.get(entry, "key", where)
+        kind = checks.get(entry, "kind", where, choices=ROUTE_KINDS)
+        checks.sourced(entry, where)
+        if key:
+            routes[key] = Route(key=key, kind=kind or "", specific_site=entry.get("specific_site"))
+            route_entries.append((where, key, entry))
+    sites: dict[str, Site] = {}
+    site_entries = []
+    for where, entry in _entries(data, "site", "routes.toml", checks):
+        key = checks.get(entry, "key", where)
+        implied = checks.get(entry, "implies_route", where, required=False)
+        if implied and implied not in routes:
+            checks.fail(where, f"implies_route {implied!r} is not a defined route")
+        checks.sourced(entry, where)
+        if key:
+            sites[key] = Site(key=key, implies_route=implied)
+            site_entries.append((where, key, entry))
+    for route in routes.values():
+        if route.specific_site and route.specific_site not in sites:
+            checks.fail(f"routes.toml route {route.key!r}", f"specific_site {route.specific_site!r} is not a defined site")
+    applicators: dict[str, Applicator] = {}
+    applicator_entries = []
+    for where, entry in _entries(data, "applicator", "routes.toml", checks):
+        key = checks.get(entry, "key", where)
+        code = checks.get(entry, "code", where)
+        if code and (code not in codes or codes[code].kind != "applicator"):
+            checks.fail(where, f"code {code!r} is not an applicator code in codes.toml")
+        checks.sourced(entry, where)
+        if key and code:
+            applicators[key] = Applicator(key=key, code=code)
+            applicator_entries.append((where, key, entry))
+    return (routes, _matcher(route_entries, ("snomed",), checks), sites, _matcher(site_entries, ("snomed",), checks),
+            applicators, _matcher(applicator_entries, ("snomed",), checks))
+
+
+def _load_evidence(data: dict[str, Any], checks: _Checks) -> dict[str, Any]:
+    evidence: dict[str, frozenset[CodeKey]] = {}
+    prefixes: tuple[str, ...] = ()
+    for name, entry in (data.get("evidence") or {}).items():
+        where = f"evidence.toml evidence {name!r}"
+        checks.sourced(entry, where)
+        keys: set[CodeKey] = set()
+        for system, values in entry.items():
+            if system in ("source", "confidence"):
+                continue
+            if system == "icd10cm_prefixes":
+                prefixes = checks.strings(entry, system, where)
+                continue
+            if system not in EVIDENCE_SYSTEMS:
+                checks.fail(where, f"unknown code system {system!r} (expected one of {', '.join(sorted(EVIDENCE_SYSTEMS))})")
+                continue
+            keys.update((system, normalise_code(system, code)) for code in checks.strings(entry, system, where))
+        evidence[name] = frozenset(keys)
+    for needed in ("malignancy", "staging", "performance-status", "disease-status", "body-weight", "imaging",
+                   "follow-up", "progress-note", "radiopharmaceutical-procedure"):
+        if needed not in evidence:
+            checks.fail("evidence.toml", f"evidence group {needed!r} is missing")
+    if not prefixes:
+        checks.fail("evidence.toml evidence 'malignancy'", "icd10cm_prefixes is missing")
+
+    sequencing = set()
+    for where, entry in _entries(data, "sequencing", "evidence.toml", checks):
+        code = checks.get(entry, "icd10cm", where)
+        checks.sourced(entry, where)
+        if code:
+            sequencing.add(code.upper())
+
+    def settings(table: str) -> dict[str, str]:
+        out = {}
+        for where, entry in _entries(data, table, "evidence.toml", checks):
+            code = checks.get(entry, "code", where)
+            setting = checks.get(entry, "setting", where, choices=SETTINGS)
+            checks.sourced(entry, where)
+            if code and setting:
+                out[code] = setting
+        return out
+
+    hospital = data.get("hospital_outpatient") or {}
+    where = "evidence.toml hospital_outpatient"
+    checks.sourced(hospital, where)
+    pattern = checks.pattern(hospital, where) or re.compile(r"(?!x)x")
+    return {
+        "evidence": evidence,
+        "malignancy_prefixes": prefixes,
+        "sequencing_codes": frozenset(sequencing),
+        "encounter_settings": settings("encounter_class"),
+        "place_of_service": settings("place_of_service"),
+        "hospital_outpatient": pattern,
+    }
+
+
+def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks):
+    items: dict[str, DocItem] = {}
+    for where, entry in _entries(data, "item", "documentation.toml", checks):
+        key = checks.get(entry, "key", where, choices=set(DOC_KEYS))
+        item = DocItem(key=key or "", label=checks.get(entry, "label", where) or "",
+                       evidence=checks.get(entry, "evidence", where) or "",
+                       phase=checks.get(entry, "phase", where, choices={"pre", "post"}) or "pre")
+        checks.sourced(entry, where)
+        if key:
+            items[key] = item
+    for key in DOC_KEYS:
+        if key not in items:
+            checks.fail("documentation.toml", f"documentation item {key!r} is missing")
+    # Keep the design §4 order whatever the file order, so gap lists are stable.
+    items = {key: items[key] for key in DOC_KEYS if key in items}
+
+    by_kind: dict[str, DocRule] = {}
+    by_code: dict[str, DocRule] = {}
+    for where, entry in _entries(data, "rule", "documentation.toml", checks):
+        kind = checks.get(entry, "kind", where, required=False, choices=CODE_KINDS)
+        code = checks.get(entry, "code", where, required=False)
+        if (kind is None) == (code is None):
+            checks.fail(where, "a rule needs exactly one of 'kind' or 'code'")
+        if code and code not in codes:
+            checks.fail(where, f"code {code!r} is not in codes.toml")
+        keys = checks.strings(entry, "keys", where, required=True)
+        post = checks.strings(entry, "post", where)
+        for key in keys + post:
+            if key not in items:
+                checks.fail(where, f"documentation key {key!r} is not defined")
+        checks.sourced(entry, where)
+        rule = DocRule(keys=keys, post=post)
+        if kind:
+            by_kind[kind] = rule
+        elif code:
+            by_code[code] = rule
+    body_site = data.get("body_site") or {}
+    checks.sourced(body_site, "documentation.toml body_site")
+    route_kinds = checks.strings(body_site, "route_kinds", "documentation.toml body_site", required=True)
+    for kind in route_kinds:
+        if kind not in ROUTE_KINDS:
+            checks.fail("documentation.toml body_site", f"unknown route kind {kind!r}")
+    return items, by_kind, by_code, frozenset(route_kinds)
+
+
+def _load_edits(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks) -> tuple[dict[tuple[str, str], str], int]:
+    pairs: dict[tuple[str, str], str] = {}
+    for where, entry in _entries(data, "bundling", "edits.toml", checks):
+        code = checks.get(entry, "code", where)
+        reason = checks.get(entry, "reason", where) or ""
+        checks.sourced(entry, where)
+        for other in (code,) + checks.strings(entry, "with", where, required=True):
+            if other and other not in codes:
+                checks.fail(where, f"code {other!r} is not in codes.toml")
+        for other in checks.strings(entry, "with", where):
+            if code:
+                pairs[(code, other)] = reason
+    global_period = data.get("global_period") or {}
+    checks.sourced(global_period, "edits.toml global_period")
+    lookback = checks.get(global_period, "lookback_days", "edits.toml global_period", int) or 90
+    return pairs, lookback
+
+
+def _load_payers(data: dict[str, Any], checks: _Checks) -> tuple[PayerPolicy, dict[str, PayerPolicy]]:
+    def policy(entry: dict[str, Any], where: str, key: str) -> PayerPolicy:
+        checks.sourced(entry, where)
+        return PayerPolicy(
+            key=key,
+            name=checks.get(entry, "name", where) or key,
+            modifier_policy=checks.get(entry, "modifier_policy", where, choices=MODIFIER_POLICIES) or "facility-26",
+            covered=checks.get(entry, "covered", where, choices=COVERED) or "conditional",
+            pa_needed=checks.get(entry, "pa_needed", where, choices=PA_NEEDED) or "conditional",
+        )
+
+    default = policy(data.get("default") or {}, "payers.toml default", "default")
+    payers: dict[str, PayerPolicy] = {}
+    for where, entry in _entries(data, "payer", "payers.toml", checks):
+        key = checks.get(entry, "key", where) or ""
+        item = policy(entry, where, key)
+        for identifier in checks.strings(entry, "identifiers", where, required=True):
+            if "|" not in identifier:
+                checks.fail(where, f"identifier {identifier!r} must be written system|value")
+            payers[identifier] = item
+    return default, payers
