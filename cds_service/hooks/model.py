@@ -8,8 +8,9 @@ be tested without Flask and the plumbing without clinical rules.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 Resource = dict[str, Any]
 
@@ -38,18 +39,24 @@ class HookCall:
     unavailable: Mapping[str, str] = field(default_factory=dict)
     crd_configuration: Mapping[str, Any] = field(default_factory=dict)
 
-    def resources(self, resource_type: str) -> Iterator[Resource]:
-        """Every prefetched resource of one type, whatever key brought it, without repeats."""
+    @cached_property
+    def _resources_by_type(self) -> dict[str, tuple[Resource, ...]]:
+        """Prefetched resources grouped by type once per call, without repeats across keys."""
+        grouped: dict[str, list[Resource]] = {}
         seen: set[str] = set()
         for resources in self.prefetch.values():
             for resource in resources:
-                if resource.get("resourceType") != resource_type:
+                resource_type = str(resource.get("resourceType"))
+                identity = f"{resource_type}/{resource['id']}" if resource.get("id") else f"#{id(resource)}"
+                if identity in seen:
                     continue
-                key = f"{resource_type}/{resource.get('id')}" if resource.get("id") else str(id(resource))
-                if key in seen:
-                    continue
-                seen.add(key)
-                yield resource
+                seen.add(identity)
+                grouped.setdefault(resource_type, []).append(resource)
+        return {resource_type: tuple(items) for resource_type, items in grouped.items()}
+
+    def resources(self, resource_type: str) -> tuple[Resource, ...]:
+        """Every prefetched resource of one type, whatever key brought it, without repeats."""
+        return self._resources_by_type.get(resource_type, ())
 
     def draft_order(self, reference: str) -> Resource | None:
         """The draft order a relative reference such as ``ServiceRequest/sr-1`` points at."""
