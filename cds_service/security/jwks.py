@@ -106,7 +106,7 @@ class JwksCache:
         try:
             self.fetch_count += 1
             keys = self._parse(self._fetch_bytes(url), url)
-        except (JwksUnavailable, requests.RequestException, ValueError) as exc:
+        except (JwksUnavailable, OSError, ValueError) as exc:  # RequestException is an OSError
             log.warning("JWK Set fetch from %s failed: %s", url, exc.__class__.__name__)
             if entry is None:
                 # Remember the failure so a flood of requests does not hammer the URL.

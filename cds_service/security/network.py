@@ -373,11 +373,10 @@ class FhirAccessGuard:
         """A requests Session whose connections re-check the address at connect time.
 
         It ignores proxy environment variables (a proxy would hide the real destination) and
-        follows no redirects by itself.
+        never follows redirects by itself (a 3xx comes back to the caller as is).
         """
-        session = requests.Session()
+        session = _NoRedirectSession()
         session.trust_env = False
-        session.max_redirects = 0
         adapter = GuardedAdapter(self)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
@@ -455,6 +454,14 @@ class FhirAccessGuard:
             response.close()
         response._content = b"".join(chunks)  # requests' documented-in-practice preload slot
         response._content_consumed = True
+
+
+class _NoRedirectSession(requests.Session):
+    """A Session that never follows redirects on its own, even with allow_redirects=True: every
+    hop must go through FhirAccessGuard.request (or the caller's own check_url)."""
+
+    def get_redirect_target(self, resp):  # type: ignore[override]
+        return None
 
 
 def _same_port_or_upgrade(first: NormalisedUrl, target: NormalisedUrl) -> bool:
