@@ -10,6 +10,7 @@ from cds_service import engine
 from cds_service.config import Settings
 from cds_service.hooks.pipeline import HookHandler
 from cds_service.knowledge import Knowledge, load_knowledge
+from cds_service.ops import web as ops_web
 from cds_service.storage.db import make_engine, migrate
 from cds_service.storage.records import Store
 from cds_service.web import discovery, feedback, services
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app.extensions["cds_handler"] = HookHandler(settings, knowledge, engine.advise)
     app.extensions["cds_url_guard_for"] = lambda caller: None
 
+    ops_web.init_app(app)  # logging, metrics, /healthz /readyz /metrics (unauthenticated)
     register_cors(app)
     register_error_handlers(app)
     for module in (discovery, services, feedback):

@@ -7,9 +7,10 @@ import sys
 from typing import Sequence
 
 from cds_service import __version__, serve
+from cds_service.ops import report
 from cds_service.config import ConfigError
 
-COMMAND_MODULES = [serve]
+COMMAND_MODULES = [serve, report]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,6 +39,13 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
     return value
 
 
+def _log_format(env: Mapping[str, str]) -> str:
+    value = env.get("CDS_LOG_FORMAT", "text").strip().lower() or "text"
+    if value not in {"text", "json"}:
+        raise ConfigError(f"CDS_LOG_FORMAT must be 'text' or 'json', got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration. Build it with :meth:`from_env`; tests use :meth:`with_overrides`."""
@@ -57,6 +64,7 @@ class Settings:
     strict_fhir: bool = False
     record_dir: str | None = None
     log_level: str = "INFO"
+    log_format: str = "text"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -85,6 +93,7 @@ class Settings:
             strict_fhir=_flag(env, "CDS_STRICT_FHIR", False),
             record_dir=(env.get("CDS_RECORD_DIR", "").strip() or None),
             log_level=(env.get("CDS_LOG_LEVEL", "INFO").strip().upper() or "INFO"),
+            log_format=_log_format(env),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":

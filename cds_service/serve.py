@@ -10,6 +10,7 @@ from gunicorn.app.base import BaseApplication
 
 from cds_service.app import create_app
 from cds_service.config import Settings
+from cds_service.ops import metrics as ops_metrics
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -37,6 +38,11 @@ def _post_fork(server: Any, worker: Any) -> None:
         app.extensions["cds_db"].dispose(close=False)
 
 
+def _child_exit(server: Any, worker: Any) -> None:
+    # Retire the exited worker's metric files (prometheus_client multiprocess mode).
+    ops_metrics.mark_worker_dead(worker.pid)
+
+
 def gunicorn_options(host: str, port: int, workers: int, timeout: int = 30) -> dict[str, Any]:
     return {
         "bind": f"{host}:{port}",
@@ -51,6 +57,7 @@ def gunicorn_options(host: str, port: int, workers: int, timeout: int = 30) -> d
         "errorlog": "-",
         "loglevel": os.environ.get("CDS_LOG_LEVEL", "info").lower(),
         "post_fork": _post_fork,
+        "child_exit": _child_exit,
         "limit_request_line": 8190,
         "limit_request_fields": 100,
     }
@@ -68,5 +75,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    GunicornServer(gunicorn_options(args.host, args.port, args.workers), settings).run()
+    # Before the app is built and the workers fork: metrics go to files every worker shares.
+    metrics_dir, created = ops_metrics.prepare_multiprocess()
+    try:
+        GunicornServer(gunicorn_options(args.host, args.port, args.workers), settings).run()
+    finally:
+        if created:
+            ops_metrics.remove_multiprocess_dir(metrics_dir)
     return 0

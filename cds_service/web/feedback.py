@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from cds_service.ops.calls import observe_feedback
 from cds_service.schemas import first_error
 from cds_service.storage.records import Store
 from cds_service.web.auth import authenticate
@@ -24,4 +25,5 @@ def post_feedback(service_id: str) -> Response:
         raise ApiError(400, f"feedback does not follow CDS Hooks 2.0: {problem}")
     store: Store = current_app.extensions["cds_store"]
     stored = store.add_feedback(service.id, body["feedback"], issuer=caller.iss if caller else None)
+    observe_feedback(service.id, body["feedback"])
     return jsonify({"stored": stored})

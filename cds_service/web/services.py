@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from cds_service.hooks.catalog import SERVICES_BY_ID, ServiceDefinition
 from cds_service.hooks.pipeline import CallOutcome, HookHandler
+from cds_service.ops.calls import observe_call
 from cds_service.storage.records import Store
 from cds_service.web.auth import authenticate
 from cds_service.web.body import json_body
@@ -52,7 +53,11 @@ def call_service(service_id: str) -> Response:
     except ApiError as exc:
         status, error = exc.status, exc.message[:500]
         raise
+    except Exception:
+        status, error = 500, "internal error"
+        raise
     finally:
+        duration_ms = (time.perf_counter() - started) * 1000
         hook_instance = body.get("hookInstance") if isinstance(body, dict) else None
         if isinstance(hook_instance, str) and len(hook_instance) <= 64:
             row = {
@@ -61,7 +66,7 @@ def call_service(service_id: str) -> Response:
                 "hook": str(body.get("hook"))[:32],
                 "status": status,
                 "started_at": started_at,
-                "duration_ms": (time.perf_counter() - started) * 1000,
+                "duration_ms": duration_ms,
                 "fetch_ms": outcome.fetch_ms if outcome else None,
                 "engine_ms": outcome.engine_ms if outcome else None,
                 "issuer": caller.iss if caller else None,
@@ -74,3 +79,5 @@ def call_service(service_id: str) -> Response:
                 store.add_audit(row, outcome.body.get("cards", []) if outcome else ())
             except Exception:  # the answer matters more to the EHR than our audit row
                 log.exception("could not write the audit row for hook instance %s", hook_instance)
+        # metrics and the one JSON log line per call (no PHI, no tokens): cds_service/ops
+        observe_call(service.id, body, caller.iss if caller else None, status, duration_ms, outcome)
