@@ -8,9 +8,10 @@ from typing import Sequence
 
 from cds_service import __version__, serve
 from cds_service.ops import report
+from cds_service.replay import command as replay
 from cds_service.config import ConfigError
 
-COMMAND_MODULES = [serve, report]
+COMMAND_MODULES = [serve, report, replay]
 
 
 def build_parser() -> argparse.ArgumentParser:
