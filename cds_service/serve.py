@@ -70,11 +70,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--workers", type=int, default=int(os.environ.get("CDS_WORKERS", "2")), help="gunicorn worker processes (default 2)"
     )
+    parser.add_argument(
+        "--record", metavar="DIR", default=None,
+        help="save every incoming hook request (credentials stripped) as a replay fixture under DIR "
+             "(default: $CDS_RECORD_DIR, off when unset); the files hold patient data",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    if getattr(args, "record", None):
+        settings = settings.with_overrides(record_dir=args.record)
     # Before the app is built and the workers fork: metrics go to files every worker shares.
     metrics_dir, created = ops_metrics.prepare_multiprocess()
     try:

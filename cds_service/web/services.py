@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from cds_service.hooks.catalog import SERVICES_BY_ID, ServiceDefinition
 from cds_service.hooks.pipeline import CallOutcome, HookHandler
 from cds_service.ops.calls import observe_call
+from cds_service.replay.recorder import record_request
 from cds_service.storage.records import Store
 from cds_service.web.auth import authenticate
 from cds_service.web.body import json_body
@@ -42,6 +43,9 @@ def call_service(service_id: str) -> Response:
     service = find_service(service_id)
     caller = authenticate()
     body = json_body()
+    record_dir = current_app.config["CDS_SETTINGS"].record_dir
+    if record_dir:  # opt-in traffic recording for replay (credentials stripped, never raises)
+        record_request(record_dir, service.id, body)
     handler: HookHandler = current_app.extensions["cds_handler"]
     store: Store = current_app.extensions["cds_store"]
     outcome: CallOutcome | None = None
