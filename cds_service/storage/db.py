@@ -7,6 +7,7 @@ upgraded service can start on an older database without a separate migration ste
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from sqlalchemy import (
@@ -25,7 +26,8 @@ from sqlalchemy import (
     inspect,
     text,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -103,19 +105,44 @@ def make_engine(database_url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
+# Any constant shared by every replica: serialises schema changes in one PostgreSQL database.
+MIGRATION_LOCK_KEY = 7_775_077_750
+
+
 def migrate(engine: Engine, meta: MetaData = metadata) -> None:
-    """Create missing tables, then add columns that newer code expects (additive only)."""
-    meta.create_all(engine)
-    inspector = inspect(engine)
-    with engine.begin() as connection:
-        for table in meta.sorted_tables:
-            existing = {column["name"] for column in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in existing:
-                    continue
-                column_type = column.type.compile(dialect=engine.dialect)
-                log.info("adding column %s.%s", table.name, column.name)
-                connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {column_type}'))
+    """Create missing tables, then add columns that newer code expects (additive only).
+
+    Several replicas may start at once on an empty database (docker compose does exactly that):
+    on PostgreSQL they queue on an advisory lock held for the migrating transaction; on SQLite a
+    start that loses the race retries once the winner's tables exist.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            _migrate(connection, meta)
+        return
+    for attempt in range(5):
+        try:
+            with engine.begin() as connection:
+                _migrate(connection, meta)
+            return
+        except (OperationalError, IntegrityError):
+            if attempt == 4:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
+def _migrate(connection: Connection, meta: MetaData) -> None:
+    meta.create_all(connection)
+    inspector = inspect(connection)
+    for table in meta.sorted_tables:
+        existing = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in existing:
+                continue
+            column_type = column.type.compile(dialect=connection.dialect)
+            log.info("adding column %s.%s", table.name, column.name)
+            connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {column_type}'))
 
 
 def redacted_url(database_url: str) -> str:

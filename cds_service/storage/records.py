@@ -15,7 +15,8 @@ from cds_service.storage.db import audit, feedback, issued_cards
 
 def _timestamp(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    # Stored in UTC: SQLite keeps no offset, so a local time would otherwise shift date ranges.
+    return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 @dataclass

@@ -1,0 +1,85 @@
+"""A real PostgreSQL for tests: a throw-away database per test run, a schema per test.
+
+The server comes from ``CDS_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``,
+the development machines' trust-authenticated cluster). The user must be allowed to create
+databases. When the server does not answer, the PostgreSQL variants of the tests are skipped,
+except when ``CI`` or ``CDS_TEST_REQUIRE_POSTGRES`` is true: then they fail, loudly, so a CI run
+can never pass without having exercised PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+from typing import Iterator
+
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+ENV_URL = "CDS_TEST_POSTGRES_URL"
+ENV_REQUIRE = "CDS_TEST_REQUIRE_POSTGRES"
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def server_url() -> str:
+    return os.environ.get(ENV_URL, "").strip() or DEFAULT_URL
+
+
+def required(env: dict[str, str] | None = None) -> bool:
+    """PostgreSQL must be there: in CI, or when the run says so explicitly."""
+    env = dict(os.environ) if env is None else env
+    return any(env.get(name, "").strip().lower() in _TRUE for name in ("CI", ENV_REQUIRE))
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy-style URL (``postgresql+psycopg://…``) as a plain libpq URI."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def sqlalchemy_url(url: str, database: str | None = None, schema: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql+psycopg")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    if schema is not None:
+        parsed = parsed.update_query_dict({"options": f"-csearch_path={schema}"})
+    return parsed.render_as_string(hide_password=False)
+
+
+def unreachable_reason(url: str, timeout: int = 3) -> str | None:
+    """None when the server answers ``SELECT 1``; else why not."""
+    try:
+        with psycopg.connect(libpq_url(url), connect_timeout=timeout, autocommit=True) as connection:
+            connection.execute("SELECT 1")
+    except Exception as error:  # any failure means "not usable here"
+        return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+    return None
+
+
+@contextmanager
+def temporary_database(url: str) -> Iterator[str]:
+    """Create ``cds_test_<random>`` on the server of ``url``; yield its URL; drop it afterwards."""
+    name = f"cds_test_{uuid.uuid4().hex[:12]}"
+    admin = libpq_url(url)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield sqlalchemy_url(url, database=name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def temporary_schema(database_url: str) -> Iterator[str]:
+    """A fresh schema in ``database_url``'s database; yields a URL whose search_path is it."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    try:
+        yield sqlalchemy_url(database_url, schema=name)
+    finally:
+        with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
+            connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
