@@ -1,0 +1,220 @@
+"""A small closed-loop HTTP/1.1 load generator: N keep-alive connections, one request in flight each.
+
+Run as its own process by ``bench/run.py`` (so it never shares an interpreter with a server). It
+drives all connections from one thread with non-blocking sockets and ``selectors`` (epoll on
+Linux), sends pre-encoded request bytes and reads just the status line and ``Content-Length``:
+per request it costs a few tens of microseconds of CPU, which matters on a 2-core machine where
+the client competes with the server (a thread per connection with ``http.client`` costs several
+times more and would cap the floor's throughput at the client's speed).
+
+Phases: warm-up (until ``--warmup`` seconds have passed *and* every connection has had one
+answer), then measurement (``--duration`` seconds or ``--requests`` answers, whichever comes
+first, but at least ``--min-requests``). Only requests started and finished inside the
+measurement window are counted. Prints one JSON object on stdout.
+
+    python bench/loadgen.py --port 8080 --path /cds-services/x --body body.json --connections 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import selectors
+import socket
+import sys
+import time
+from typing import Any
+
+
+class Connection:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.sock: socket.socket | None = None
+        self.out = memoryview(b"")
+        self.buf = bytearray()
+        self.started = 0.0
+        self.answers = 0
+        self.header_end = -1
+        self.length = -1
+        self.status = 0
+        self.close_after = False
+
+    def open(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        self.sock = sock
+        return sock
+
+    def reset_response(self) -> None:
+        self.buf.clear()
+        self.header_end = -1
+        self.length = -1
+        self.status = 0
+        self.close_after = False
+
+    def parse(self) -> bool:
+        """True when a complete response is in the buffer."""
+        if self.header_end < 0:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return False
+            self.header_end = end + 4
+            head = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
+            self.status = int(head[0].split(" ", 2)[1])
+            for line in head[1:]:
+                name, _, value = line.partition(":")
+                name = name.strip().lower()
+                if name == "content-length":
+                    self.length = int(value.strip())
+                elif name == "connection" and value.strip().lower() == "close":
+                    self.close_after = True
+                elif name == "transfer-encoding":
+                    raise RuntimeError("chunked responses are not supported by this load generator")
+            if self.length < 0:
+                raise RuntimeError("response without Content-Length")
+        return len(self.buf) >= self.header_end + self.length
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list (0 when empty)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, min(len(sorted_values), int(-(-fraction * len(sorted_values) // 1))))
+    return sorted_values[rank - 1]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with open(args.body, "rb") as handle:
+        body = handle.read()
+    head = (
+        f"POST {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
+        f"Content-Type: application/json\r\nAccept: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode("ascii")
+    request = head + body
+
+    selector = selectors.DefaultSelector()
+    connections = [Connection(args.host, args.port) for _ in range(args.connections)]
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    errors = 0
+    t0 = time.perf_counter()
+    warm_until = t0 + args.warmup
+    window_start: float | None = None
+    window_end: float | None = None
+    hard_stop = t0 + args.warmup + args.duration + args.timeout
+    stopping = False
+
+    def send(conn: Connection) -> None:
+        conn.reset_response()
+        conn.out = memoryview(request)
+        conn.started = time.perf_counter()
+        assert conn.sock is not None
+        selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
+
+    def reopen(conn: Connection) -> None:
+        if conn.sock is not None:
+            selector.unregister(conn.sock)
+            conn.sock.close()
+        selector.register(conn.open(), selectors.EVENT_WRITE, conn)
+
+    for conn in connections:
+        selector.register(conn.open(), selectors.EVENT_WRITE, conn)
+        send(conn)
+
+    in_flight = len(connections)
+    while in_flight:
+        now = time.perf_counter()
+        if now > hard_stop:
+            break
+        if window_start is None and now >= warm_until and all(c.answers for c in connections):
+            window_start = now
+        if window_start is not None and window_end is None:
+            enough_time = now >= window_start + args.duration
+            enough_answers = args.requests and len(latencies) >= args.requests
+            if (enough_time or enough_answers) and len(latencies) >= args.min_requests:
+                window_end = now
+                stopping = True
+        for key, events in selector.select(timeout=0.05):
+            conn: Connection = key.data
+            try:
+                if events & selectors.EVENT_WRITE:
+                    sent = conn.sock.send(conn.out)  # type: ignore[union-attr]
+                    conn.out = conn.out[sent:]
+                    if not conn.out:
+                        selector.modify(conn.sock, selectors.EVENT_READ, conn)  # type: ignore[arg-type]
+                    continue
+                chunk = conn.sock.recv(262144)  # type: ignore[union-attr]
+                if not chunk:
+                    raise ConnectionError("server closed the connection")
+                conn.buf += chunk
+                if not conn.parse():
+                    continue
+            except (OSError, ConnectionError, RuntimeError, ValueError, IndexError) as error:
+                errors += 1
+                statuses[type(error).__name__] = statuses.get(type(error).__name__, 0) + 1
+                if stopping:
+                    in_flight -= 1
+                    selector.unregister(conn.sock)  # type: ignore[arg-type]
+                    continue
+                reopen(conn)
+                send(conn)
+                continue
+            finished = time.perf_counter()
+            conn.answers += 1
+            code = str(conn.status)
+            if window_start is not None and conn.started >= window_start and (window_end is None or finished <= window_end):
+                statuses[code] = statuses.get(code, 0) + 1
+                if 200 <= conn.status < 300:
+                    latencies.append(finished - conn.started)
+                else:
+                    errors += 1
+            if stopping:
+                in_flight -= 1
+                selector.unregister(conn.sock)  # type: ignore[arg-type]
+                continue
+            if conn.close_after:
+                reopen(conn)
+            send(conn)
+    for conn in connections:
+        if conn.sock is not None:
+            conn.sock.close()
+    if window_start is None:
+        raise SystemExit("loadgen: no answer during warm-up (is the server up?)")
+    window = (window_end or time.perf_counter()) - window_start
+    latencies.sort()
+    return {
+        "connections": args.connections,
+        "requests": len(latencies),
+        "errors": errors,
+        "statuses": statuses,
+        "seconds": window,
+        "rps": len(latencies) / window if window > 0 else 0.0,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p90_ms": percentile(latencies, 0.90) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": (latencies[-1] * 1000) if latencies else 0.0,
+        "body_bytes": len(body),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", required=True)
+    parser.add_argument("--body", required=True, help="file holding the JSON request body")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before measuring")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured")
+    parser.add_argument("--requests", type=int, default=0, help="stop after this many measured answers (0: no cap)")
+    parser.add_argument("--min-requests", type=int, default=1, help="measure at least this many answers")
+    parser.add_argument("--timeout", type=float, default=60.0, help="give up this long after the planned end")
+    args = parser.parse_args(argv)
+    json.dump(run(args), sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,401 @@
+"""Benchmark the service against the framework floor, on this machine, in one command.
+
+    .venv/bin/python bench/run.py            # full run, about 2-3 minutes
+    .venv/bin/python bench/run.py --quick    # a smoke run of a few seconds per step
+
+What it does, in one run:
+
+1. starts the real service with ``cds-service serve`` (gunicorn gthread, preload, ``--workers``
+   processes, CDS_AUTH=off, a temporary SQLite file) and the floor app (``bench/floor_app.py``:
+   the same gunicorn options, a handler that returns a constant JSON body); the time from process
+   start to the first successful order-sign answer is the cold start;
+2. drives both from a separate load-generator process (``bench/loadgen.py``) on 127.0.0.1 with 16
+   keep-alive connections: the typical order-sign call (about 60 prefetched resources) and an
+   order-select call; prints requests/s, p50 and p99 and the ratios service/floor;
+3. sends single-client order-sign calls with growing charts (100, 1,000, 10,000 prefetched
+   resources) to the service, to a second instance with ``CDS_STRICT_FHIR=true`` (every prefetched
+   resource validated up front, the slow path) and to the floor; server time comes from the
+   service's own audit trail (``audit.duration_ms``), client time from the load generator;
+4. reads the peak memory (VmHWM) of each server's master and workers from /proc;
+5. prints PASS/FAIL lines for the targets of issue 6. ``--check`` makes a failed target exit 1.
+
+Nothing is installed and nothing needs root; it needs the project installed in the running
+interpreter (the README's install command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import scenarios  # noqa: E402
+
+SIGN_PATH = f"/cds-services/{scenarios.ORDER_SIGN_SERVICE}"
+SELECT_PATH = f"/cds-services/{scenarios.ORDER_SELECT_SERVICE}"
+# A 10,000-resource chart is about 6 MB of JSON; the default body limit (5 MB) would refuse it.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+@dataclass
+class Plan:
+    workers: int
+    threads: int
+    clients: int
+    warmup: float
+    duration: float
+    sizes: tuple[int, ...]
+    chart_duration: float
+    chart_requests: int
+    chart_min_requests: int
+    strict: bool
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    threads = int(os.environ.get("CDS_THREADS", "4"))
+    if args.quick:
+        return Plan(args.workers, threads, args.clients, 0.3, 1.0, (100, 1000), 0.5, 10, 2, True)
+    return Plan(args.workers, threads, args.clients, args.warmup, args.duration, (100, 1000, 10000), 4.0, 100, 3, True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    database: Path | None = None
+    cold_start_s: float = 0.0
+    memory: dict[str, Any] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=25)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def post(port: int, path: str, body: bytes, timeout: float = 10.0) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def start_server(name: str, command: list[str], env: dict[str, str], port: int, workdir: Path,
+                 probe: bytes, database: Path | None = None, limit_s: float = 60.0) -> Server:
+    """Start a server and wait for its first successful order-sign answer (the cold start)."""
+    log_path = workdir / f"{name}.log"
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log_path.open("wb"),
+                               cwd=workdir, start_new_session=True)
+    server = Server(name, process, port, log_path, database)
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited with status {process.returncode} while starting; see its log:\n"
+                             + log_path.read_text(errors="replace")[-3000:])
+        try:
+            status = post(port, SIGN_PATH, probe)
+        except OSError:
+            status = 0
+        if status == 200:
+            server.cold_start_s = time.perf_counter() - started
+            return server
+        if status not in (0,):
+            server.stop()
+            raise SystemExit(f"{name} answered the probe with HTTP {status}; see {log_path}")
+        if time.perf_counter() - started > limit_s:
+            server.stop()
+            raise SystemExit(f"{name} did not answer within {limit_s:.0f} s; see {log_path}")
+        time.sleep(0.01)
+
+
+def process_tree(pid: int) -> list[int]:
+    pids, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        pids.append(current)
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            children = []
+        queue.extend(int(child) for child in children)
+    return pids
+
+
+def _status_kb(pid: int, field_name: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def memory(pid: int) -> dict[str, Any]:
+    """Peak RSS (VmHWM) summed over master and workers, and their current proportional set size
+    (PSS: shared pages of the preloaded app counted once)."""
+    pids = process_tree(pid)
+    return {
+        "processes": len(pids),
+        "peak_rss_mb": sum(_status_kb(p, "VmHWM") for p in pids) / 1024,
+        "master_peak_rss_mb": _status_kb(pid, "VmHWM") / 1024,
+        "pss_mb": sum(_pss_kb(p) for p in pids) / 1024,
+    }
+
+
+def loadgen(port: int, path: str, body_file: Path, connections: int, warmup: float, duration: float,
+            requests: int = 0, min_requests: int = 1) -> dict[str, Any]:
+    command = [sys.executable, str(HERE / "loadgen.py"), "--port", str(port), "--path", path, "--body", str(body_file),
+               "--connections", str(connections), "--warmup", str(warmup), "--duration", str(duration),
+               "--requests", str(requests), "--min-requests", str(min_requests)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise SystemExit(f"load generator failed: {result.stderr.strip()[-2000:]}")
+    return json.loads(result.stdout)
+
+
+def audit_durations(database: Path | None, hook_instance: str) -> list[float]:
+    """Server-side time of each call of one hook instance, from the service's audit trail."""
+    if database is None or not database.exists():
+        return []
+    try:
+        with sqlite3.connect(database) as connection:
+            rows = connection.execute(
+                "SELECT duration_ms FROM audit WHERE hook_instance = ? AND status = 200 ORDER BY id", (hook_instance,)
+            ).fetchall()
+    except sqlite3.Error:
+        return []
+    return [float(row[0]) for row in rows]
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="benchmark the service against the framework floor")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (about half a minute)")
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("CDS_WORKERS", "2")),
+                        help="gunicorn worker processes for both servers (default: CDS_WORKERS or 2)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent keep-alive connections (default 16)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per concurrent run")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per concurrent run")
+    parser.add_argument("--json", type=Path, help="also write the raw results to this file")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    plan = make_plan(args)
+
+    today = datetime.now(timezone.utc).date()
+    workdir = Path(tempfile.mkdtemp(prefix="cds-bench-"))
+    bodies: dict[str, Path] = {}
+
+    def body_file(name: str, body: dict[str, Any]) -> Path:
+        path = workdir / f"{name}.json"
+        path.write_bytes(scenarios.encode(body))
+        bodies[name] = path
+        return path
+
+    sign_body = scenarios.order_sign_request("ra223", today)
+    sign_file = body_file("order-sign", sign_body)
+    select_file = body_file("order-select", scenarios.order_select_request("lu177-psma", today))
+    charts: dict[tuple[int, str], tuple[Path, str]] = {}
+    for size in plan.sizes:
+        for mode in ("fast", "strict", "floor"):
+            label = f"chart-{size}-{mode}"
+            body = scenarios.big_chart_request(size, "ra223", today, label=label)
+            charts[(size, mode)] = (body_file(label, body), body["hookInstance"])
+
+    base_env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "CDS_STRICT_FHIR")}
+    base_env.update({"CDS_AUTH": "off", "CDS_LOG_LEVEL": "WARNING", "CDS_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+                     "CDS_PROFILE": "dev", "PYTHONUNBUFFERED": "1"})
+    probe = scenarios.encode(sign_body)
+    load_start = os.getloadavg()
+    wall_start = time.perf_counter()
+    servers: dict[str, Server] = {}
+
+    def serve_command(port: int) -> list[str]:
+        return [sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(plan.workers)]
+
+    results: dict[str, Any] = {"concurrent": {}, "charts": {}}
+    try:
+        port = free_port()
+        database = workdir / "service.sqlite3"
+        servers["service"] = start_server("service", serve_command(port), {**base_env, "CDS_SQLITE_PATH": str(database)},
+                                          port, workdir, probe, database)
+        port = free_port()
+        servers["floor"] = start_server("floor", [sys.executable, str(HERE / "floor_app.py"), "--port", str(port),
+                                                  "--workers", str(plan.workers)], base_env, port, workdir, probe)
+        if plan.strict:
+            port = free_port()
+            database = workdir / "strict.sqlite3"
+            servers["strict"] = start_server("strict", serve_command(port),
+                                             {**base_env, "CDS_SQLITE_PATH": str(database), "CDS_STRICT_FHIR": "true"},
+                                             port, workdir, probe, database)
+
+        for scenario, path, file in (("order-sign", SIGN_PATH, sign_file), ("order-select", SELECT_PATH, select_file)):
+            for target in ("floor", "service"):
+                results["concurrent"][(scenario, target)] = loadgen(
+                    servers[target].port, path, file, plan.clients, plan.warmup, plan.duration)
+
+        for size in plan.sizes:
+            for mode, target in (("fast", "service"), ("strict", "strict"), ("floor", "floor")):
+                if target not in servers:
+                    continue
+                file, instance = charts[(size, mode)]
+                run = loadgen(servers[target].port, SIGN_PATH, file, 1, 0.0, plan.chart_duration,
+                              plan.chart_requests, plan.chart_min_requests)
+                server_ms = audit_durations(servers[target].database, instance)[1:]  # the first call was the warm-up
+                run["server_p50_ms"] = statistics.median(server_ms) if server_ms else None
+                run["server_max_ms"] = max(server_ms) if server_ms else None
+                results["charts"][(size, mode)] = run
+
+        for name, server in servers.items():
+            server.memory = memory(server.process.pid)
+    finally:
+        for server in servers.values():
+            server.stop()
+    load_end = os.getloadavg()
+    elapsed = time.perf_counter() - wall_start
+
+    failed = report(plan, servers, results, load_start, load_end, elapsed, bodies, args)
+    if args.json:
+        args.json.write_text(json.dumps({
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "plan": plan.__dict__,
+            "load_start": load_start, "load_end": load_end,
+            "concurrent": {f"{s}/{t}": r for (s, t), r in results["concurrent"].items()},
+            "charts": {f"{n}/{m}": r for (n, m), r in results["charts"].items()},
+            "servers": {name: {"cold_start_s": s.cold_start_s, **s.memory} for name, s in servers.items()},
+        }, indent=2))
+    return 1 if failed and args.check else 0
+
+
+def report(plan: Plan, servers: dict[str, Server], results: dict[str, Any], load_start: tuple[float, ...],
+           load_end: tuple[float, ...], elapsed: float, bodies: dict[str, Path], args: argparse.Namespace) -> bool:
+    out = print
+    out(f"cds-service benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
+        f"Python {sys.version.split()[0]}{' (quick mode)' if args.quick else ''}")
+    out(f"servers: gunicorn gthread, {plan.workers} workers x {plan.threads} threads, preload; CDS_AUTH=off; "
+        f"temporary SQLite; body limit {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+    out(f"load generator: separate process, {plan.clients} keep-alive connections, {plan.warmup:g} s warm-up, "
+        f"{plan.duration:g} s measured per run")
+    out(f"load average: {' '.join(f'{x:.2f}' for x in load_start)} at start, "
+        f"{' '.join(f'{x:.2f}' for x in load_end)} at end; run took {elapsed:.0f} s")
+    out("")
+    out(f"Concurrent load ({plan.clients} clients)")
+    out(f"{'scenario':<14}{'server':<9}{'body KB':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    concurrent = results["concurrent"]
+    for (scenario, target), run in concurrent.items():
+        out(f"{scenario:<14}{target:<9}{run['body_bytes'] / 1024:>8.0f}{run['rps']:>10.0f}{run['p50_ms']:>9.2f}"
+            f"{run['p99_ms']:>9.2f}{run['errors']:>8}")
+    out("")
+    ratios: dict[str, dict[str, float]] = {}
+    for scenario in ("order-sign", "order-select"):
+        service, floor = concurrent[(scenario, "service")], concurrent[(scenario, "floor")]
+        ratio = {
+            "rps": service["rps"] / floor["rps"] if floor["rps"] else 0.0,
+            "p50": service["p50_ms"] / floor["p50_ms"] if floor["p50_ms"] else float("inf"),
+            "p99": service["p99_ms"] / floor["p99_ms"] if floor["p99_ms"] else float("inf"),
+        }
+        ratios[scenario] = ratio
+        out(f"ratio service/floor, {scenario}: throughput {ratio['rps']:.2f}, p50 {ratio['p50']:.2f}x, "
+            f"p99 {ratio['p99']:.2f}x")
+    out("")
+    out("Growing charts (order-sign, one client; server time from the audit trail, median)")
+    out(f"{'resources':>9}{'body KB':>9}{'server ms':>11}{'client p50':>12}{'client p99':>12}"
+        f"{'strict server ms':>18}{'floor p50':>11}{'calls':>7}")
+    charts = results["charts"]
+    for size in plan.sizes:
+        fast = charts[(size, "fast")]
+        strict = charts.get((size, "strict"))
+        floor = charts[(size, "floor")]
+        out(f"{size:>9}{fast['body_bytes'] / 1024:>9.0f}{fmt(fast['server_p50_ms']):>11}{fast['p50_ms']:>12.1f}"
+            f"{fast['p99_ms']:>12.1f}{fmt(strict['server_p50_ms'] if strict else None):>18}{floor['p50_ms']:>11.1f}"
+            f"{fast['requests']:>7}")
+    out("")
+    out("Cold start (process start to first successful order-sign answer) and memory after the run")
+    out(f"{'server':<9}{'cold start s':>13}{'processes':>11}{'peak RSS MB':>13}{'PSS MB':>9}")
+    for name, server in servers.items():
+        mem = server.memory
+        out(f"{name:<9}{server.cold_start_s:>13.2f}{mem.get('processes', 0):>11}{mem.get('peak_rss_mb', 0):>13.0f}"
+            f"{mem.get('pss_mb', 0):>9.0f}")
+    out("(peak RSS is the sum of VmHWM over master and workers and counts the preloaded, shared pages once per process;")
+    out(" PSS is the current proportional set size, shared pages divided among the processes)")
+    out("")
+
+    sign_service, sign_floor = concurrent[("order-sign", "service")], concurrent[("order-sign", "floor")]
+
+    def chart_ms(size: int) -> float | None:
+        run = charts.get((size, "fast"))
+        if run is None:
+            return None
+        return run["server_p50_ms"] if run["server_p50_ms"] is not None else run["p50_ms"]
+
+    checks: list[tuple[str, bool | None, str]] = [
+        ("order-sign p99 <= 2x floor p99", sign_service["p99_ms"] <= 2 * sign_floor["p99_ms"],
+         f"{sign_service['p99_ms']:.2f} ms vs 2 x {sign_floor['p99_ms']:.2f} ms"),
+        ("order-sign throughput >= 50% of floor", sign_service["rps"] >= 0.5 * sign_floor["rps"],
+         f"{sign_service['rps']:.0f} vs {sign_floor['rps']:.0f} req/s ({ratios['order-sign']['rps']:.0%})"),
+    ]
+    for size, limit in ((1000, 100.0), (10000, 1000.0)):
+        value = chart_ms(size)
+        checks.append((f"{size:,}-resource prefetch < {limit:g} ms server time",
+                       None if value is None else value < limit,
+                       "not measured in this mode" if value is None else f"{value:.1f} ms"))
+    cold = servers["service"].cold_start_s
+    checks.append(("cold start < 2 s", cold < 2.0, f"{cold:.2f} s"))
+    errors = sum(run["errors"] for run in [*concurrent.values(), *charts.values()])
+    checks.append(("no failed requests", errors == 0, f"{errors} errors"))
+    out("Targets (issue 6)")
+    failed = False
+    for label, ok, detail in checks:
+        verdict = "SKIP" if ok is None else ("PASS" if ok else "FAIL")
+        failed |= ok is False
+        out(f"{verdict} {label}: {detail}")
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
