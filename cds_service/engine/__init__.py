@@ -1,15 +1,53 @@
 """The coding engine: pure functions from a :class:`HookCall` and the knowledge to :class:`Guidance`.
 
-Placeholder until the decision rules land: it recognises no radioelement therapy order and
-says so, without pretending to decide.
+Pipeline: find the therapy orders in the draft (:mod:`orders`), read the chart (:mod:`patient`),
+decide each order (:mod:`decision`), then render cards and the CRD systemAction (:mod:`cards`,
+:mod:`coverage`). No Flask, no I/O beyond validating the resources it reads.
 """
 
 from __future__ import annotations
 
+from cds_service.engine.cards import SERVICE_LABEL, code_card, documentation_card, edit_cards
+from cds_service.engine.coverage import coverage_actions
+from cds_service.engine.decision import decide_all
+from cds_service.engine.fhirdata import code_keys, reference
+from cds_service.engine.orders import therapy_orders
+from cds_service.engine.patient import body_weight, patient_facts
 from cds_service.hooks.model import Guidance, HookCall
 from cds_service.knowledge import Knowledge
 
 
+def _selected(call: HookCall, orders):
+    """order-select speaks only about the orders the clinician is selecting right now."""
+    chosen = set(call.selections)
+    return tuple(order for order in orders if chosen & set(order.members))
+
+
 def advise(call: HookCall, knowledge: Knowledge) -> Guidance:
     """Decide the coding guidance for one hook call."""
-    return Guidance()
+    light = call.hook == "order-select"
+    weight = body_weight(call, knowledge)
+    orders = therapy_orders(call.draft_orders, call.today, knowledge, weight)
+    if light:
+        orders = _selected(call, orders)
+    if not orders:
+        return Guidance()
+    patient = patient_facts(call, orders, knowledge, weight)
+    members = {member for order in orders for member in order.members}
+    other_codes = tuple(code.split("-")[0] for resource in call.draft_orders if reference(resource) not in members
+                        for system, code in code_keys(resource.get("code")) if system == "cpt")
+    decisions = decide_all(orders, other_codes, patient, knowledge)
+
+    label = next((c.payer_name for c in patient.coverages if c.payer_name), None) or SERVICE_LABEL
+    cards = []
+    for decision in decisions:
+        cards.append(code_card(decision, knowledge, label, light))
+        if light:
+            continue
+        documentation = documentation_card(decision, knowledge, label)
+        if documentation:
+            cards.append(documentation)
+        cards.extend(edit_cards(decision, knowledge, label))
+    actions = [] if light else coverage_actions(decisions, patient.coverages, call.today, knowledge)
+    return Guidance(cards=cards, system_actions=actions,
+                    decisions=[decision.as_json(light) for decision in decisions])

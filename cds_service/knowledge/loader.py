@@ -195,6 +195,7 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
         effective_date=meta["effective_date"],
         sources=sources,
         codes=codes,
+        sealed_family=_sealed_family(codes),
         agents=agents,
         agent_matcher=agent_matcher,
         indications=indications,
@@ -230,18 +231,40 @@ def _load_codes(data: dict[str, Any], checks: _Checks) -> dict[str, CodeInfo]:
         if pctc is not None and pctc not in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9):
             checks.fail(where, f"'pctc' {pctc} is not a CMS PC/TC indicator")
         sources = checks.sourced(entry, where)
+        techniques = checks.strings(entry, "techniques", where)
+        for technique in techniques:
+            if technique not in ROUTE_KINDS:
+                checks.fail(where, f"technique {technique!r} is not a route kind")
+        count = entry.get("count")
+        if count is not None and not (isinstance(count, list) and len(count) == 2
+                                      and all(isinstance(n, int) for n in count) and count[0] <= count[1]):
+            checks.fail(where, "'count' must be [low, high] with low <= high")
+            count = None
         if code in codes:
             checks.fail(where, "code is listed twice")
         if code:
             codes[code] = CodeInfo(code=code, descriptor=descriptor or "", kind=kind or "related",
                                    status=status or "active", global_days=global_days, pctc=pctc,
                                    replaced_by=checks.strings(entry, "replaced_by", where, required=deleted),
-                                   sources=sources)
+                                   sources=sources, techniques=techniques,
+                                   dose_rate=checks.get(entry, "dose_rate", where, required=False, choices=DOSE_RATES),
+                                   count=tuple(count) if count else None,
+                                   lesion=checks.get(entry, "lesion", where, required=False,
+                                                     choices={"single-small", "larger-or-multiple"}))
     for code in codes.values():
         for replacement in code.replaced_by:
             if replacement not in codes or codes[replacement].deleted:
                 checks.fail(f"codes.toml code {code.code!r}", f"replacement {replacement!r} is not an active code")
     return codes
+
+
+def _sealed_family(codes: dict[str, CodeInfo]) -> dict[tuple[str, str], tuple[CodeInfo, ...]]:
+    family: dict[tuple[str, str], list[CodeInfo]] = {}
+    for info in codes.values():
+        if info.kind == "sealed" and not info.deleted and info.dose_rate:
+            for technique in info.techniques:
+                family.setdefault((technique, info.dose_rate), []).append(info)
+    return {key: tuple(sorted(items, key=lambda i: (i.count or (0, 0), i.code))) for key, items in family.items()}
 
 
 def _load_agents(data: dict[str, Any], checks: _Checks) -> tuple[dict[str, Agent], Matcher, dict[str, Indication]]:
@@ -352,7 +375,7 @@ def _load_evidence(data: dict[str, Any], checks: _Checks) -> dict[str, Any]:
             keys.update((system, normalise_code(system, code)) for code in checks.strings(entry, system, where))
         evidence[name] = frozenset(keys)
     for needed in ("malignancy", "staging", "performance-status", "disease-status", "body-weight", "imaging",
-                   "follow-up", "progress-note", "radiopharmaceutical-procedure"):
+                   "follow-up", "progress-note", "radiopharmaceutical-procedure", "hdr-modality", "ldr-modality"):
         if needed not in evidence:
             checks.fail("evidence.toml", f"evidence group {needed!r} is missing")
     if not prefixes:
@@ -375,17 +398,26 @@ def _load_evidence(data: dict[str, Any], checks: _Checks) -> dict[str, Any]:
                 out[code] = setting
         return out
 
-    hospital = data.get("hospital_outpatient") or {}
-    where = "evidence.toml hospital_outpatient"
-    checks.sourced(hospital, where)
-    pattern = checks.pattern(hospital, where) or re.compile(r"(?!x)x")
+    def text_pattern(table: str) -> re.Pattern[str]:
+        entry = data.get(table) or {}
+        where = f"evidence.toml {table}"
+        checks.sourced(entry, where)
+        if "text" not in entry:
+            checks.fail(where, "missing required key 'text'")
+        return checks.pattern(entry, where) or re.compile(r"(?!x)x")
+
     return {
         "evidence": evidence,
         "malignancy_prefixes": prefixes,
         "sequencing_codes": frozenset(sequencing),
         "encounter_settings": settings("encounter_class"),
         "place_of_service": settings("place_of_service"),
-        "hospital_outpatient": pattern,
+        "hospital_outpatient": text_pattern("hospital_outpatient"),
+        "therapy_text": text_pattern("therapy_text"),
+        "diagnostic_text": text_pattern("diagnostic_text"),
+        "sealed_text": text_pattern("sealed_text"),
+        "hdr_text": text_pattern("hdr_text"),
+        "ldr_text": text_pattern("ldr_text"),
     }
 
 

@@ -34,6 +34,10 @@ class CodeInfo:
     pctc: int | None = None
     replaced_by: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    techniques: tuple[str, ...] = ()
+    dose_rate: str | None = None
+    count: tuple[int, int] | None = None
+    lesion: str | None = None
 
     @property
     def deleted(self) -> bool:
@@ -143,6 +147,8 @@ class Knowledge:
     effective_date: date
     sources: Mapping[str, Source]
     codes: Mapping[str, CodeInfo]
+    #: (technique, dose_rate) → the active sealed-source codes for it, lowest count first.
+    sealed_family: Mapping[tuple[str, str], tuple[CodeInfo, ...]]
     agents: Mapping[str, Agent]
     agent_matcher: Matcher
     indications: Mapping[str, Indication]
@@ -158,6 +164,11 @@ class Knowledge:
     encounter_settings: Mapping[str, str]
     place_of_service: Mapping[str, str]
     hospital_outpatient: re.Pattern[str]
+    therapy_text: re.Pattern[str]
+    diagnostic_text: re.Pattern[str]
+    sealed_text: re.Pattern[str]
+    hdr_text: re.Pattern[str]
+    ldr_text: re.Pattern[str]
     doc_items: Mapping[str, DocItem]
     doc_by_kind: Mapping[str, DocRule]
     doc_by_code: Mapping[str, DocRule]

@@ -1,0 +1,79 @@
+"""Radioactivity amounts: parse what the order states and convert to millicuries.
+
+1 mCi = 37 MBq exactly. Weight-based prescriptions (kBq/kg, as for radium-223) are turned into a
+total when a body weight is on file; otherwise the per-kg amount is kept and flagged, because
+supply units cannot be computed without it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+# Millicuries per one unit of each spelling (UCUM codes and common written forms).
+_MCI_PER_UNIT: dict[str, float] = {
+    "ci": 1000.0,
+    "mci": 1.0,
+    "uci": 0.001, "µci": 0.001, "μci": 0.001, "microci": 0.001, "microcurie": 0.001, "microcuries": 0.001,
+    "millicurie": 1.0, "millicuries": 1.0,
+    "bq": 1 / 37_000_000.0,
+    "kbq": 1 / 37_000.0,
+    "mbq": 1 / 37.0,
+    "gbq": 1000 / 37.0,
+}
+
+_TEXT = re.compile(
+    r"(\d+(?:[.,]\d+)?)\s*(gbq|mbq|kbq|mci|millicuries?|µci|μci|uci|microcuries?)(\s*/\s*kg|\s+per\s+kg)?",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What the order says about the amount: the total in mCi when it can be known."""
+
+    stated: str
+    mci: float | None = None
+    mci_per_kg: float | None = None
+
+    @property
+    def needs_weight(self) -> bool:
+        return self.mci is None and self.mci_per_kg is not None
+
+
+def _unit_factor(unit: str) -> tuple[float, bool] | None:
+    unit = unit.strip().lower().replace("[", "").replace("]", "").replace(" ", "")
+    per_kg = unit.endswith("/kg")
+    if per_kg:
+        unit = unit[:-3]
+    factor = _MCI_PER_UNIT.get(unit)
+    return (factor, per_kg) if factor is not None else None
+
+
+def from_quantity(value: float, unit: str, weight_kg: float | None) -> Activity | None:
+    """An Activity from a FHIR Quantity's value and unit code, or None when it is not radioactivity."""
+    parsed = _unit_factor(unit)
+    if parsed is None or value <= 0:
+        return None
+    factor, per_kg = parsed
+    stated = f"{value:g} {unit}"
+    if per_kg:
+        per = value * factor
+        return Activity(stated=stated, mci=per * weight_kg if weight_kg else None, mci_per_kg=per)
+    return Activity(stated=stated, mci=value * factor)
+
+
+def from_text(text: str, weight_kg: float | None) -> Activity | None:
+    """The first radioactivity amount written in free text (e.g. ``"55 kBq/kg"``, ``"200 mCi"``)."""
+    match = _TEXT.search(text)
+    if not match:
+        return None
+    value = float(match.group(1).replace(",", "."))
+    unit = match.group(2) + ("/kg" if match.group(3) else "")
+    return from_quantity(value, unit, weight_kg)
+
+
+def round_units(amount: float) -> int:
+    """Billing units are whole numbers rounded half up, never below one for a given dose."""
+    return max(1, int(Decimal(str(amount)).quantize(Decimal("1"), rounding=ROUND_HALF_UP)))

@@ -1,0 +1,199 @@
+"""Render decisions as CDS Hooks 2.0 cards that follow the Da Vinci CRD card rules.
+
+One code card per order (it carries the External Reference link), one documentation card when
+something is missing, one card per coding edit. A fully documented, correctly coded order gets
+the code card alone, as a short ``info``. Card and suggestion ids are fresh uuid4s; everything
+else is a deterministic function of the decision.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from cds_service.engine.decision import Decision
+from cds_service.knowledge.model import Knowledge
+from cds_service.knowledge.systems import CPT_URI
+
+SERVICE_LABEL = "Radioelement therapy coding"
+CRD_CARD_TYPES = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"
+OVERRIDE_SYSTEM = "https://cds-service.example.org/CodeSystem/override-reason"
+OVERRIDE_REASONS = (
+    ("follow-up-elsewhere", "The 3-month follow-up is provided by another physician"),
+    ("payer-instruction", "The payer has instructed a different code"),
+    ("documented-elsewhere", "The information is documented outside the EHR record checked"),
+    ("clinical-judgement", "Coding reviewed; the ordered code is correct"),
+)
+# A public page about the code family, so the clinician can read the coding source themselves.
+REFERENCE_URL = "https://www.cms.gov/medicare/payment/fee-schedules/physician/pfs-relative-value-files"
+REFERENCE_LABEL = "CMS physician fee schedule relative value files (global period and PC/TC indicator)"
+SUMMARY_LIMIT = 139
+
+_TOPICS = {
+    "therapy-alternatives-opt": "Therapy alternatives (optional)",
+    "guideline": "Guideline",
+    "clinical-reminder": "Clinical reminder",
+    "claim": "Claim",
+    "off-guideline": "Off guideline",
+}
+_WARNING_TOPIC = {
+    "deleted-code": "claim",
+    "global-period-overlap": "claim",
+    "bundling-conflict": "claim",
+    "diagnosis-sequencing": "claim",
+    "indication-mismatch": "off-guideline",
+}
+_WARNING_TITLE = {
+    "deleted-code": "Deleted CPT code on the order",
+    "global-period-overlap": "Open 90-day global period",
+    "bundling-conflict": "Codes that must not be billed together",
+    "diagnosis-sequencing": "Diagnosis sequencing",
+    "indication-mismatch": "Diagnosis does not match the agent's labelled indication",
+}
+
+
+def _summary(text: str) -> str:
+    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1].rstrip() + "…"
+
+
+def _card(decision: Decision, summary: str, indicator: str, topic: str, detail: str, card_type: str,
+          source_label: str) -> dict[str, Any]:
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": _summary(summary),
+        "indicator": indicator,
+        "detail": detail,
+        "source": {"label": source_label,
+                   "topic": {"system": CRD_CARD_TYPES, "code": topic, "display": _TOPICS[topic]}},
+        "extension": {
+            "davinci-crd.associated-resource": list(decision.order.members),
+            "cds-service.card-type": card_type,
+            "cds-service.recommended-code": decision.code,
+        },
+    }
+
+
+def order_label(decision: Decision, knowledge: Knowledge) -> str:
+    """How the card names the order for a human: the agent or the order's text, and its id."""
+    resource = decision.order.resource
+    agent = knowledge.agents.get(decision.order.agent or "")
+    text = (resource.get("code") or {}).get("text") or (resource.get("medicationCodeableConcept") or {}).get("text")
+    name = text or (agent.name if agent else None) or "radioelement therapy order"
+    return f"{name} ({decision.order.reference})"
+
+
+def with_code(resource: dict[str, Any], code: str, knowledge: Knowledge) -> dict[str, Any]:
+    """The whole draft order with its CPT coding replaced by ``code`` (other codings kept)."""
+    updated = copy.deepcopy(resource)
+    concept = updated.get("code") if isinstance(updated.get("code"), dict) else {}
+    kept = [c for c in concept.get("coding", []) if c.get("system") not in (CPT_URI, "urn:oid:2.16.840.1.113883.6.12")]
+    info = knowledge.codes.get(code)
+    cpt = {"system": CPT_URI, "code": code}
+    if info:
+        cpt["display"] = info.descriptor
+    concept["coding"] = [cpt, *kept]
+    updated["code"] = concept
+    return updated
+
+
+def _suggestions(decision: Decision, knowledge: Knowledge) -> list[dict[str, Any]]:
+    order = decision.order
+    if order.resource.get("resourceType") not in ("ServiceRequest", "Procedure") or decision.code_matches:
+        return []
+    codes = [decision.code] + [c for c in decision.choice.alternatives if c != order.ordered_code]
+    suggestions = []
+    for code in codes:
+        recommended = code == decision.code
+        suggestions.append({
+            "label": f"{'Code' if recommended else 'Alternatively code'} this order as CPT {code}",
+            "uuid": str(uuid.uuid4()),
+            "isRecommended": recommended,
+            "actions": [{
+                "type": "update",
+                "description": f"Set the CPT code of {order.reference} to {code}",
+                "resource": with_code(order.resource, code, knowledge),
+            }],
+        })
+    return suggestions
+
+
+def _code_detail(decision: Decision, knowledge: Knowledge) -> str:
+    order, choice = decision.order, decision.choice
+    info = knowledge.codes.get(decision.code)
+    lines = [f"**Order:** {order_label(decision, knowledge)}"]
+    lines.append(f"**Recommended: CPT {decision.code}** — {info.descriptor if info else ''}.")
+    if choice.reason:
+        lines.append(f"Why: {choice.reason}.")
+    if order.ordered_code and not decision.code_matches:
+        ordered = knowledge.codes.get(order.ordered_code)
+        lines.append(f"The order carries CPT {order.ordered_code}"
+                     + (f" ({ordered.descriptor})" if ordered else "") + ".")
+    if choice.uncertain:
+        lines.append(f"Not on the order: {choice.uncertain}; confirm it before billing.")
+    if choice.alternatives:
+        alts = "; ".join(f"CPT {c} ({knowledge.codes[c].descriptor})" for c in choice.alternatives if c in knowledge.codes)
+        lines.append(f"Alternatives: {alts}.")
+    if decision.modifiers:
+        lines.append(f"Modifier {', '.join(decision.modifiers)}: the professional component is billed separately "
+                     "in this facility setting.")
+    if info and info.pctc == 0 and order.ordered_modifiers:
+        lines.append(f"Remove modifier {', '.join(order.ordered_modifiers)}: CPT {decision.code} has no professional/"
+                     "technical split.")
+    for line in decision.supply:
+        units = f"{line.units} unit{'s' if line.units != 1 else ''}" if line.units is not None else "units to be set"
+        lines.append(f"Supply: HCPCS {line.code}, {units} ({line.unit.replace('per-', 'per ')})"
+                     + (f" — {line.note}" if line.note else "") + ".")
+    agent = knowledge.agents.get(order.agent or "")
+    if agent and agent.note:
+        lines.append(agent.note)
+    return "\n\n".join(lines)
+
+
+def code_card(decision: Decision, knowledge: Knowledge, source_label: str, light: bool = False) -> dict[str, Any]:
+    order = decision.order
+    clean = decision.code_matches and not decision.missing and not decision.warnings and not decision.choice.uncertain
+    if decision.code_matches:
+        summary, indicator, topic = f"CPT {decision.code} fits this order", "info", "guideline"
+        if clean and not light:
+            summary = f"CPT {decision.code} fits this order; documentation complete"
+    elif order.ordered_code:
+        summary = f"Code CPT {decision.code}, not {order.ordered_code}: {decision.choice.reason}"
+        indicator, topic = "warning", "therapy-alternatives-opt"
+    else:
+        summary, indicator, topic = f"Bill this order as CPT {decision.code}", "info", "therapy-alternatives-opt"
+    card = _card(decision, summary, indicator, topic, _code_detail(decision, knowledge), "code", source_label)
+    suggestions = _suggestions(decision, knowledge)
+    if suggestions:
+        card["suggestions"] = suggestions
+        card["selectionBehavior"] = "at-most-one"
+        card["overrideReasons"] = [{"system": OVERRIDE_SYSTEM, "code": code, "display": display}
+                                   for code, display in OVERRIDE_REASONS]
+    card["links"] = [{"label": REFERENCE_LABEL, "url": REFERENCE_URL, "type": "absolute"}]
+    return card
+
+
+def documentation_card(decision: Decision, knowledge: Knowledge, source_label: str) -> dict[str, Any] | None:
+    if not decision.missing:
+        return None
+    labels = [knowledge.doc_items[key].label.lower() for key in decision.missing]
+    summary = f"Document before billing CPT {decision.code}: " + ", ".join(labels)
+    lines = [f"**Order:** {order_label(decision, knowledge)}", "",
+             "Medical necessity is not yet supported by the record. Missing:"]
+    for key in decision.missing:
+        item = knowledge.doc_items[key]
+        lines.append(f"- **{item.label}** — satisfied by {item.evidence}.")
+    card = _card(decision, summary, "warning", "clinical-reminder", "\n".join(lines), "documentation", source_label)
+    card["extension"]["cds-service.missing-documentation"] = list(decision.missing)
+    return card
+
+
+def edit_cards(decision: Decision, knowledge: Knowledge, source_label: str) -> list[dict[str, Any]]:
+    cards = []
+    for warning in decision.warnings:
+        detail = f"**Order:** {order_label(decision, knowledge)}\n\n{warning.detail}"
+        card = _card(decision, f"{_WARNING_TITLE[warning.key]} (CPT {decision.code})", "warning",
+                     _WARNING_TOPIC[warning.key], detail, "edit", source_label)
+        card["extension"]["cds-service.warning"] = warning.key
+        cards.append(card)
+    return cards

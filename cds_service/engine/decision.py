@@ -1,0 +1,107 @@
+"""One decision per therapy order: code, alternatives, modifiers, supply, gaps and warnings.
+
+:meth:`Decision.as_json` is the machine-readable contract of design §5, published at
+``extension["cds-service.decisions"]``; cards are rendered from the same object so the two
+cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from cds_service.engine import documentation, edits
+from cds_service.engine.activity import round_units
+from cds_service.engine.coding import CodeChoice, choose_code, follow_up_evidenced, modifiers
+from cds_service.engine.edits import Warning
+from cds_service.engine.facts import PatientFacts, TherapyOrder
+from cds_service.knowledge.model import Knowledge, PayerPolicy
+
+
+@dataclass(frozen=True)
+class SupplyLine:
+    code: str
+    units: int | None
+    unit: str
+    note: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"code": self.code, "units": self.units} if self.units is not None else {"code": self.code}
+
+
+@dataclass(frozen=True)
+class Decision:
+    order: TherapyOrder
+    choice: CodeChoice
+    modifiers: tuple[str, ...]
+    supply: tuple[SupplyLine, ...]
+    missing: tuple[str, ...]
+    warnings: tuple[Warning, ...]
+    follow_up: bool
+    payer: PayerPolicy
+
+    @property
+    def code(self) -> str:
+        return self.choice.code
+
+    @property
+    def code_matches(self) -> bool:
+        return self.order.ordered_code == self.code
+
+    def as_json(self, light: bool = False) -> dict[str, Any]:
+        """Design §5. ``light`` (order-select) leaves out the checks that were not run."""
+        out: dict[str, Any] = {"order": self.order.reference}
+        if self.order.ordered_code:
+            out["orderedCode"] = self.order.ordered_code
+        out["recommendedCode"] = self.code
+        out["alternatives"] = list(self.choice.alternatives)
+        out["modifiers"] = list(self.modifiers)
+        out["supply"] = [line.as_json() for line in self.supply]
+        if not light:
+            out["missingDocumentation"] = list(self.missing)
+            out["warnings"] = [warning.key for warning in self.warnings]
+        return out
+
+
+def supply_lines(order: TherapyOrder, code: str, knowledge: Knowledge) -> tuple[SupplyLine, ...]:
+    """The separately billed radiopharmaceutical and its units (per mCi, per µCi, or per dose)."""
+    agent = knowledge.agents.get(order.agent or "")
+    info = knowledge.codes.get(code)
+    if agent is None or agent.supply is None or info is None or info.kind != "unsealed":
+        return ()
+    unit = agent.supply.unit
+    if unit in ("per-dose", "per-source"):
+        return (SupplyLine(agent.supply.code, 1, unit),)
+    activity = order.activity
+    if activity is None or activity.mci is None:
+        note = ("a body weight is needed to turn the per-kg activity into billing units"
+                if activity is not None and activity.needs_weight else "the activity is needed to compute billing units")
+        return (SupplyLine(agent.supply.code, None, unit, note),)
+    amount = activity.mci * 1000 if unit == "per-uCi" else activity.mci
+    return (SupplyLine(agent.supply.code, round_units(amount), unit),)
+
+
+def decide(order: TherapyOrder, patient: PatientFacts, other_codes: Iterable[str], knowledge: Knowledge) -> Decision:
+    choice = choose_code(order, patient, knowledge)
+    coverage_ids = tuple(i for coverage in patient.coverages for i in coverage.identifiers)
+    return Decision(
+        order=order,
+        choice=choice,
+        modifiers=modifiers(choice.code, patient, knowledge, coverage_ids),
+        supply=supply_lines(order, choice.code, knowledge),
+        missing=documentation.missing(choice.code, order, patient, knowledge),
+        warnings=edits.warnings(choice.code, order, patient, other_codes, knowledge),
+        follow_up=follow_up_evidenced(order, patient),
+        payer=knowledge.payer(coverage_ids),
+    )
+
+
+def decide_all(orders: tuple[TherapyOrder, ...], other_codes: tuple[str, ...], patient: PatientFacts,
+               knowledge: Knowledge) -> tuple[Decision, ...]:
+    """Decide every order; each is checked for bundling against the others' recommended codes
+    and against the CPT codes of the non-therapy orders signed with it."""
+    choices = {order.reference: choose_code(order, patient, knowledge).code for order in orders}
+    return tuple(
+        decide(order, patient, [code for ref, code in choices.items() if ref != order.reference] + list(other_codes),
+               knowledge)
+        for order in orders)

@@ -1,0 +1,99 @@
+"""Documentation gaps for medical necessity: the stable keys of design §4.
+
+A key is reported only when the evidence is verifiably absent: if the prefetch data it depends
+on could not be obtained, the plumbing's "checks could not run" card says so instead, and the
+engine does not claim a gap it could not check.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cds_service.engine.facts import PatientFacts, TherapyOrder
+from cds_service.engine.coding import FOLLOW_UP_DAYS, follow_up_evidenced
+from cds_service.engine.edits import indication_met
+from cds_service.knowledge.model import Knowledge
+
+# Which prefetch keys each documentation key depends on (design §2 key names).
+DEPENDS_ON: dict[str, tuple[str, ...]] = {
+    "diagnosis": ("conditions",),
+    "staging": ("observations", "conditions"),
+    "pre-imaging": ("reports",),
+    "performance-status": ("observations",),
+    "follow-up-plan": ("carePlans",),
+    "response-assessment": ("observations",),
+    "adverse-events": ("adverseEvents",),
+    "post-imaging": ("reports",),
+    "follow-up-notes": ("encounters", "notes"),
+}
+
+
+def required_keys(code: str, order: TherapyOrder, knowledge: Knowledge) -> tuple[str, ...]:
+    """The §4 keys this order needs, in §4 order: by code kind, by code, post keys when done."""
+    info = knowledge.codes.get(code)
+    rules = [knowledge.doc_by_kind.get(info.kind if info else "unsealed")]
+    # The follow-up items belong to 77750 whether it is recommended or only ordered.
+    rules += [knowledge.doc_by_code.get(c) for c in {code, order.ordered_code or ""}]
+    wanted: set[str] = set()
+    for rule in rules:
+        if rule is None:
+            continue
+        wanted.update(rule.keys)
+        if order.completed:
+            wanted.update(rule.post)
+    if ("body-site" in wanted and info is not None and info.kind == "unsealed" and order.route_kind is not None
+            and order.route_kind not in knowledge.body_site_route_kinds):
+        wanted.discard("body-site")  # a vein or the mouth needs no location
+    return tuple(key for key in knowledge.doc_items if key in wanted)
+
+
+def _within(dates, low, high) -> bool:
+    return any(d is not None and low <= d <= high for d in dates)
+
+
+def satisfied(key: str, order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> bool:
+    when = order.when
+    before = when - timedelta(days=FOLLOW_UP_DAYS)
+    after = when + timedelta(days=FOLLOW_UP_DAYS)
+    if key == "diagnosis":
+        return bool(patient.malignant) or indication_met(order, patient, knowledge) is True
+    if key == "indication":
+        return order.has_reason
+    if key == "staging":
+        return bool(patient.stage_dates) or any(c.staged for c in patient.conditions)
+    if key == "radioelement":
+        return order.agent is not None
+    if key == "activity":
+        return order.activity is not None
+    if key == "route":
+        return order.route_stated
+    if key == "body-site":
+        return order.body_site_stated
+    if key == "pre-imaging":
+        return _within(patient.imaging_dates, before, when)
+    if key == "performance-status":
+        return _within(patient.performance_status_dates, before, when)
+    if key == "follow-up-plan":
+        return follow_up_evidenced(order, patient)
+    if key == "response-assessment":
+        return _within(patient.disease_status_dates, when, after)
+    if key == "adverse-events":
+        return order.complications_documented or _within(patient.adverse_event_dates, when, after)
+    if key == "post-imaging":
+        return _within(patient.imaging_dates, when + timedelta(days=1), after)
+    if key == "follow-up-notes":
+        return _within(patient.follow_up_visit_dates, when + timedelta(days=1), after)
+    raise KeyError(key)
+
+
+def missing(code: str, order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> tuple[str, ...]:
+    """The required keys whose evidence is verifiably absent."""
+    gaps = []
+    for key in required_keys(code, order, knowledge):
+        if satisfied(key, order, patient, knowledge):
+            continue
+        sources = DEPENDS_ON.get(key, ())
+        if sources and any(source in patient.unavailable for source in sources):
+            continue
+        gaps.append(key)
+    return tuple(gaps)

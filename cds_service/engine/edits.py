@@ -1,0 +1,119 @@
+"""Coding edits around the recommended code: the warnings of design §3.
+
+Each warning carries its stable key (a contract, read by analytics) and a plain-words detail for
+the card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Iterable
+
+from cds_service.engine.facts import PatientFacts, TherapyOrder
+from cds_service.knowledge.model import Knowledge
+
+WARNING_KEYS = ("deleted-code", "global-period-overlap", "bundling-conflict", "indication-mismatch",
+                "diagnosis-sequencing")
+
+
+@dataclass(frozen=True)
+class Warning:
+    key: str
+    detail: str
+
+
+def _matches(item: str, codes: Iterable[tuple[str, str]]) -> bool:
+    if item.startswith("snomed:"):
+        return ("snomed", item[7:]) in set(codes)
+    return any(system == "icd10cm" and code.startswith(item) for system, code in codes)
+
+
+def indication_met(order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> bool | None:
+    """True/False when the agent has labelled indications; None when there is nothing to check."""
+    indication = knowledge.indications.get(order.agent or "")
+    if indication is None:
+        return None
+    codes = list(patient.condition_codes) + list(order.reason_codes)
+    return all(any(_matches(item, codes) for item in group) for group in indication.requires)
+
+
+def deleted_code(order: TherapyOrder, knowledge: Knowledge) -> Warning | None:
+    info = knowledge.codes.get(order.ordered_code or "")
+    if info and info.deleted:
+        return Warning("deleted-code", f"CPT {info.code} was deleted and is no longer payable; "
+                       f"current codes: {', '.join(info.replaced_by)}.")
+    return None
+
+
+def global_period(order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> Warning | None:
+    """A 090-global procedure of this family done in the look-back window is still open."""
+    earliest = order.when - timedelta(days=knowledge.global_lookback_days)
+    for past in patient.history:
+        info = knowledge.codes.get(past.code)
+        if (info and info.global_days == "090" and info.kind in ("unsealed", "sealed", "applicator")
+                and earliest <= past.when <= order.when):
+            return Warning("global-period-overlap",
+                           f"CPT {past.code} on {past.when.isoformat()} has a 90-day global period that is still open; "
+                           "related care is already paid, and an unrelated or staged procedure needs modifier 79 or 58.")
+    return None
+
+
+def bundling(code: str, order: TherapyOrder, other_codes: Iterable[str], patient: PatientFacts,
+             knowledge: Knowledge) -> Warning | None:
+    """The recommended code paired with a code that must not be billed with it on the same day."""
+    same_day = [past.code for past in patient.history if past.when == order.when]
+    for other in list(other_codes) + same_day:
+        reason = knowledge.bundling.get((code, other)) or knowledge.bundling.get((other, code))
+        if reason:
+            return Warning("bundling-conflict", f"CPT {code} with CPT {other}: {reason}.")
+    return None
+
+
+def indication_mismatch(order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> Warning | None:
+    # Only when something is on file to compare: an empty problem list is a documentation gap
+    # (diagnosis), not evidence of off-label use.
+    if not (patient.conditions or order.reason_codes):
+        return None
+    if indication_met(order, patient, knowledge) is False:
+        agent = knowledge.agents[order.agent or ""]
+        return Warning("indication-mismatch",
+                       f"No active diagnosis matches a labelled indication of {agent.name}; "
+                       "payers judge medical necessity for radiopharmaceuticals against the label.")
+    return None
+
+
+def diagnosis_sequencing(order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> Warning | None:
+    """J91.0 and R18.0 say "code first the underlying neoplasm": never alone, never listed first."""
+    reason_icd = [code for system, code in order.reason_codes if system == "icd10cm"]
+    on_file = {code for system, code in patient.condition_codes if system == "icd10cm"} | set(reason_icd)
+    manifestations = sorted(code for code in on_file if code in knowledge.sequencing_codes)
+    if not manifestations:
+        return None
+    has_neoplasm = bool(patient.malignant) or any(code.startswith(knowledge.malignancy_prefixes) for code in reason_icd)
+    listed_first = bool(reason_icd) and reason_icd[0] in knowledge.sequencing_codes
+    if not has_neoplasm:
+        return Warning("diagnosis-sequencing", f"{', '.join(manifestations)} needs the underlying cancer coded too; "
+                       "no active malignant neoplasm is on file.")
+    if listed_first:
+        return Warning("diagnosis-sequencing", f"{reason_icd[0]} is listed first on the order; "
+                       "code the underlying neoplasm first.")
+    return None
+
+
+def warnings(code: str, order: TherapyOrder, patient: PatientFacts, other_codes: Iterable[str],
+             knowledge: Knowledge) -> tuple[Warning, ...]:
+    found = (
+        deleted_code(order, knowledge),
+        global_period(order, patient, knowledge),
+        bundling(code, order, other_codes, patient, knowledge),
+        indication_mismatch(order, patient, knowledge),
+        diagnosis_sequencing(order, patient, knowledge),
+    )
+    unavailable = patient.unavailable
+    skip = set()
+    if "procedures" in unavailable:
+        skip.add("global-period-overlap")
+    if "conditions" in unavailable:
+        skip |= {"indication-mismatch", "diagnosis-sequencing"}
+    return tuple(w for w in found if w is not None and w.key not in skip)

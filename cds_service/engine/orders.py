@@ -1,0 +1,334 @@
+"""Find the radioelement therapy orders in ``draftOrders`` and describe each one as facts.
+
+A ServiceRequest or Procedure and the MedicationRequest for its agent form one therapy order:
+the procedure order names the service (and usually the CPT code), the drug order names the agent,
+its route and its activity. Orders that are not radioelement therapy (a CT, talc pleurodesis,
+a statin, a follow-up visit) are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Iterable
+
+from cds_service.engine import activity as activity_units
+from cds_service.engine.facts import TherapyOrder
+from cds_service.engine.fhirdata import (
+    Resource, as_list, code_keys, first_date, ref_target, reference, refs, texts,
+)
+from cds_service.knowledge.model import Knowledge
+
+_COUNT = re.compile(r"(\d+)\s*(?:channels?|sources?|seeds?|catheters?|needles?|dwell positions?)", re.IGNORECASE)
+_LESIONS = re.compile(r"(\d+)\s*lesions?", re.IGNORECASE)
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*cm\b", re.IGNORECASE)
+_COUNT_UNITS = re.compile(r"channel|source|seed|catheter|needle", re.IGNORECASE)
+MODIFIER_CODES = frozenset({"26", "TC"})
+THERAPY_KINDS = frozenset({"unsealed", "sealed", "electronic", "applicator"})
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    resource: Resource
+    agent: str | None
+    ordered_code: str | None
+
+
+def _procedure_concepts(resource: Resource) -> list[Any]:
+    return [resource.get("code"), *as_list(resource.get("orderDetail")), *as_list(resource.get("usedCode"))]
+
+
+def _medication_concepts(resource: Resource) -> list[Any]:
+    concepts: list[Any] = [resource.get("medicationCodeableConcept")]
+    med_ref = resource.get("medicationReference")
+    if isinstance(med_ref, dict):
+        if isinstance(med_ref.get("display"), str):
+            concepts.append({"text": med_ref["display"]})
+        target = med_ref.get("reference")
+        for contained in as_list(resource.get("contained")):
+            if isinstance(contained, dict) and isinstance(target, str) and target == f"#{contained.get('id')}":
+                concepts.append(contained.get("code"))
+    return concepts
+
+
+def _order_text(resource: Resource) -> str:
+    """The free text an order carries, joined with ``;`` so patterns cannot span two fields."""
+    parts = list(texts(*_procedure_concepts(resource), *_medication_concepts(resource),
+                       *as_list(resource.get("bodySite"))))
+    for note in as_list(resource.get("note")):
+        if isinstance(note, dict) and isinstance(note.get("text"), str):
+            parts.append(note["text"])
+    if isinstance(resource.get("patientInstruction"), str):
+        parts.append(resource["patientInstruction"])
+    for dosage in as_list(resource.get("dosageInstruction")):
+        if isinstance(dosage, dict):
+            if isinstance(dosage.get("text"), str):
+                parts.append(dosage["text"])
+            parts.extend(texts(dosage.get("route"), dosage.get("method"), dosage.get("site")))
+    return " ; ".join(parts)
+
+
+def _cpt_codes(resource: Resource) -> list[str]:
+    return [code for system, code in code_keys(resource.get("code")) if system == "cpt"]
+
+
+def _ordered_code(resource: Resource, knowledge: Knowledge) -> str | None:
+    """The CPT code on the order: a family code if there is one, else the first CPT code seen."""
+    cpts = [code.split("-")[0] for code in _cpt_codes(resource)]
+    for code in cpts:
+        info = knowledge.codes.get(code)
+        if info and info.kind in THERAPY_KINDS:
+            return code
+    return cpts[0] if cpts else None
+
+
+def _agent(concepts: Iterable[Any], text: str, knowledge: Knowledge) -> str | None:
+    for system, code in code_keys(*concepts):
+        found = knowledge.agent_matcher.code(system, code)
+        if found:
+            return found
+    if knowledge.diagnostic_text.search(text) and not knowledge.therapy_text.search(text):
+        return None
+    return knowledge.agent_matcher.text(text)
+
+
+def _candidate(resource: Resource, knowledge: Knowledge) -> _Candidate | None:
+    """A draft resource that is radioelement therapy, or None."""
+    kind = resource.get("resourceType")
+    text = _order_text(resource)
+    if kind == "MedicationRequest":
+        agent = _agent(_medication_concepts(resource), text, knowledge)
+        return _Candidate(resource, agent, None) if agent else None
+    if kind not in ("ServiceRequest", "Procedure"):
+        return None
+    ordered = _ordered_code(resource, knowledge)
+    if ordered is not None:
+        info = knowledge.codes.get(ordered)
+        if info is None or info.kind not in THERAPY_KINDS:
+            return None  # the CPT code says what the order is: a CT, a pleurodesis, a visit
+        return _Candidate(resource, _agent(_procedure_concepts(resource), text, knowledge), ordered)
+    agent = _agent(_procedure_concepts(resource), text, knowledge)
+    keys = code_keys(resource.get("code"), *as_list(resource.get("orderDetail")))
+    signalled = (
+        agent is not None
+        or any(knowledge.is_evidence("radiopharmaceutical-procedure", s, c) for s, c in keys)
+        or any(knowledge.applicator_matcher.code(s, c) for s, c in keys)
+        or (knowledge.therapy_text.search(text) is not None and not knowledge.diagnostic_text.search(text))
+    )
+    return _Candidate(resource, agent, None) if signalled else None
+
+
+def _links(resource: Resource) -> set[str]:
+    """References from one order to others (basedOn, supportingInfo, partOf, replaces)."""
+    values: list[Any] = []
+    for element in ("basedOn", "supportingInfo", "partOf", "replaces", "reasonReference"):
+        values.extend(as_list(resource.get(element)))
+    return set(refs(values))
+
+
+def _pair(procedures: list[_Candidate], medications: list[_Candidate]) -> list[tuple[_Candidate | None, _Candidate | None]]:
+    """Join each drug order to its procedure order: by explicit reference, then by agent, then
+    the single agent-less procedure order with the single remaining drug order."""
+    pairs: dict[int, _Candidate | None] = {index: None for index in range(len(procedures))}
+    unpaired: list[_Candidate] = []
+    for medication in medications:
+        med_ref = reference(medication.resource)
+        chosen = None
+        for index, procedure in enumerate(procedures):
+            if pairs[index] is None and (
+                    reference(procedure.resource) in _links(medication.resource)
+                    or med_ref in _links(procedure.resource)):
+                chosen = index
+                break
+        if chosen is None:
+            for index, procedure in enumerate(procedures):
+                if pairs[index] is None and procedure.agent == medication.agent:
+                    chosen = index
+                    break
+        if chosen is None:
+            unpaired.append(medication)
+        else:
+            pairs[chosen] = medication
+    open_slots = [index for index, procedure in enumerate(procedures) if pairs[index] is None and procedure.agent is None]
+    while unpaired and open_slots:
+        pairs[open_slots.pop(0)] = unpaired.pop(0)
+    result: list[tuple[_Candidate | None, _Candidate | None]] = [(procedures[i], pairs[i]) for i in range(len(procedures))]
+    result.extend((None, medication) for medication in unpaired)
+    return result
+
+
+def _order_date(resource: Resource) -> date | None:
+    timing = resource.get("occurrenceTiming") or {}
+    events = as_list(timing.get("event")) if isinstance(timing, dict) else []
+    dosage_events = [event for dosage in as_list(resource.get("dosageInstruction")) if isinstance(dosage, dict)
+                     for event in as_list((dosage.get("timing") or {}).get("event"))]
+    return first_date(resource.get("performedDateTime"), resource.get("performedPeriod"),
+                      resource.get("occurrenceDateTime"), resource.get("occurrencePeriod"),
+                      *events, *dosage_events, resource.get("authoredOn"))
+
+
+def _route(resources: list[Resource], text: str, knowledge: Knowledge) -> tuple[str | None, bool]:
+    """The route key and whether the order states it (coded or written) rather than implying it."""
+    for resource in resources:
+        for dosage in as_list(resource.get("dosageInstruction")):
+            if not isinstance(dosage, dict):
+                continue
+            for system, code in code_keys(dosage.get("route"), dosage.get("method")):
+                found = knowledge.route_matcher.code(system, code)
+                if found:
+                    return found, True
+        for system, code in code_keys(*_procedure_concepts(resource)):
+            found = knowledge.route_matcher.code(system, code)
+            if found:
+                return found, True
+    found = knowledge.route_matcher.text(text)
+    return (found, True) if found else (None, False)
+
+
+def _site(resources: list[Resource], text: str, knowledge: Knowledge) -> tuple[str | None, bool]:
+    """The body-site key and whether a location is written on the order at all."""
+    written = False
+    for resource in resources:
+        sites = as_list(resource.get("bodySite")) + [
+            dosage.get("site") for dosage in as_list(resource.get("dosageInstruction")) if isinstance(dosage, dict)]
+        for site in sites:
+            if not site:
+                continue
+            written = True
+            for system, code in code_keys(site):
+                found = knowledge.site_matcher.code(system, code)
+                if found:
+                    return found, True
+            found = knowledge.site_matcher.text(" ; ".join(texts(site)))
+            if found:
+                return found, True
+    found = knowledge.site_matcher.text(text)
+    if found:
+        return found, True
+    return None, written
+
+
+def _activity(resources: list[Resource], text: str, weight_kg: float | None) -> activity_units.Activity | None:
+    for resource in resources:
+        for dosage in as_list(resource.get("dosageInstruction")):
+            for rate in as_list((dosage or {}).get("doseAndRate")):
+                quantity = (rate or {}).get("doseQuantity")
+                if isinstance(quantity, dict) and isinstance(quantity.get("value"), (int, float)):
+                    found = activity_units.from_quantity(float(quantity["value"]),
+                                                         str(quantity.get("code") or quantity.get("unit") or ""), weight_kg)
+                    if found:
+                        return found
+        quantity = resource.get("quantityQuantity")
+        if isinstance(quantity, dict) and isinstance(quantity.get("value"), (int, float)):
+            found = activity_units.from_quantity(float(quantity["value"]),
+                                                 str(quantity.get("code") or quantity.get("unit") or ""), weight_kg)
+            if found:
+                return found
+    return activity_units.from_text(text, weight_kg)
+
+
+def _count(resource: Resource, text: str) -> int | None:
+    quantity = resource.get("quantityQuantity")
+    if isinstance(quantity, dict) and isinstance(quantity.get("value"), (int, float)):
+        if _COUNT_UNITS.search(str(quantity.get("unit") or quantity.get("code") or "")):
+            return int(quantity["value"])
+    match = _COUNT.search(text)
+    return int(match.group(1)) if match else None
+
+
+def _modifiers(resource: Resource) -> tuple[str, ...]:
+    found = [code.split("-", 1)[1] for code in _cpt_codes(resource) if "-" in code]
+    for system, code in code_keys(*as_list(resource.get("orderDetail")), *as_list(resource.get("modifier"))):
+        if system in ("cpt", "hcpcs") and code in MODIFIER_CODES:
+            found.append(code)
+    return tuple(dict.fromkeys(code for code in found if code in MODIFIER_CODES))
+
+
+def _build(procedure: _Candidate | None, medication: _Candidate | None, today: date, knowledge: Knowledge,
+           weight_kg: float | None) -> TherapyOrder:
+    primary = (procedure or medication).resource  # type: ignore[union-attr]
+    members = [c.resource for c in (procedure, medication) if c is not None]
+    drug_first = [c.resource for c in (medication, procedure) if c is not None]
+    text = " ; ".join(_order_text(resource) for resource in drug_first)
+    agent_key = (medication.agent if medication else None) or (procedure.agent if procedure else None)
+    agent = knowledge.agents.get(agent_key) if agent_key else None
+    ordered = procedure.ordered_code if procedure else None
+    ordered_info = knowledge.codes.get(ordered) if ordered else None
+    keys = [key for resource in members for key in code_keys(*_procedure_concepts(resource))]
+
+    route, route_stated = _route(drug_first, text, knowledge)
+    site, site_stated = _site(members, text, knowledge)
+    if route is None and site and knowledge.sites[site].implies_route:
+        route, route_stated = knowledge.sites[site].implies_route, True
+    if route is None and agent and agent.only_route:
+        route = agent.only_route  # implied by the agent's label, not stated
+    if route and not site_stated and knowledge.routes[route].specific_site:
+        site, site_stated = knowledge.routes[route].specific_site, True
+
+    brachy_context = bool(knowledge.sealed_text.search(text)) or "brachy" in text.lower() or (
+        ordered_info is not None and ordered_info.kind in ("applicator", "sealed"))
+    applicator = next((found for s, c in keys if (found := knowledge.applicator_matcher.code(s, c))), None)
+    if applicator is None and brachy_context:
+        applicator = knowledge.applicator_matcher.text(text)
+    if applicator is None and ordered_info and ordered_info.kind == "applicator":
+        applicator = next((a.key for a in knowledge.applicators.values() if a.code == ordered), None)
+
+    hdr = any(knowledge.is_evidence("hdr-modality", s, c) for s, c in keys) or bool(knowledge.hdr_text.search(text))
+    ldr = any(knowledge.is_evidence("ldr-modality", s, c) for s, c in keys) or bool(knowledge.ldr_text.search(text))
+    electronic = (agent is not None and agent.carrier == "electronic") or (
+        ordered_info is not None and ordered_info.kind == "electronic")
+    sealed = (agent is not None and agent.carrier == "sealed-source") or (
+        agent is None and not electronic
+        and ((ordered_info is not None and ordered_info.kind == "sealed") or hdr or ldr
+             or bool(knowledge.sealed_text.search(text))))
+    dose_rate = agent.dose_rate if agent and agent.dose_rate else ("hdr" if hdr else "ldr" if ldr else None)
+
+    reason_values = [v for resource in members for v in as_list(resource.get("reasonCode"))]
+    reason_refs = refs(v for resource in members for v in as_list(resource.get("reasonReference")))
+    lesions = _LESIONS.search(text)
+    size = _SIZE.search(text)
+    encounter = next((ref_target(resource.get("encounter")) for resource in members if resource.get("encounter")), None)
+    return TherapyOrder(
+        reference=reference(primary),
+        resource=primary,
+        members=tuple(reference(resource) for resource in members),
+        when=next((d for resource in members if (d := _order_date(resource))), today),
+        completed=primary.get("resourceType") == "Procedure" and primary.get("status") == "completed",
+        ordered_code=ordered,
+        ordered_modifiers=_modifiers(primary),
+        agent=agent_key,
+        carrier=agent.carrier if agent else None,
+        route=route,
+        route_kind=knowledge.routes[route].kind if route else None,
+        route_stated=route_stated,
+        body_site=site,
+        body_site_stated=site_stated,
+        activity=_activity(drug_first, text, weight_kg) if not (electronic or sealed or applicator) else None,
+        has_reason=bool(reason_values or reason_refs),
+        reason_codes=code_keys(*reason_values),
+        reason_refs=reason_refs,
+        applicator=applicator,
+        electronic=electronic,
+        sealed=sealed,
+        dose_rate=dose_rate,
+        count=_count(primary, text),
+        lesion_cm=float(size.group(1)) if size else None,
+        lesions=int(lesions.group(1)) if lesions else None,
+        complications_documented=bool(primary.get("complication") or primary.get("complicationDetail")),
+        encounter_ref=encounter,
+    )
+
+
+def therapy_orders(draft_orders: Iterable[Resource], today: date, knowledge: Knowledge,
+                   weight_kg: float | None = None) -> tuple[TherapyOrder, ...]:
+    """Every radioelement therapy order in the draft, in draft order."""
+    procedures: list[_Candidate] = []
+    medications: list[_Candidate] = []
+    for resource in draft_orders:
+        candidate = _candidate(resource, knowledge)
+        if candidate is None:
+            continue
+        (medications if resource.get("resourceType") == "MedicationRequest" else procedures).append(candidate)
+    return tuple(_build(procedure, medication, today, knowledge, weight_kg)
+                 for procedure, medication in _pair(procedures, medications))

@@ -1,0 +1,311 @@
+"""Facts about the patient's chart, taken from prefetch (or fetched) resources.
+
+Performance rule: resources are first *selected* with plain dict access (type, status, code,
+date); only the selected ones are validated with fhir.resources, and extraction reads the
+validated (normalised) copy. Whatever the plumbing validated earlier, the selection and the
+facts come out the same.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Callable, Iterable, Iterator
+
+from cds_service.engine.facts import (
+    CarePlanFact, ConditionFact, CoverageFact, HistoryFact, PatientFacts, TherapyOrder,
+)
+from cds_service.engine.fhirdata import (
+    Resource, as_list, code_keys, first_date, for_patient, parse_date, ref_target, reference, texts,
+)
+from cds_service.fhir.parsing import validate_resource
+from cds_service.hooks.model import HookCall
+from cds_service.knowledge.model import Knowledge
+
+_INACTIVE_CONDITION = {"inactive", "remission", "resolved"}
+_BAD_VERIFICATION = {"refuted", "entered-in-error"}
+_DONE_STATUSES = {"completed", "in-progress"}
+_LIVE_REQUEST = {"draft", "active", "on-hold", "completed"}
+_WINDOW = 90
+
+
+def _selected(call: HookCall, resource_type: str, keep: Callable[[Resource], bool]) -> Iterator[Resource]:
+    """Validated copies of the prefetched resources of one type that ``keep`` selects."""
+    for resource in call.resources(resource_type):
+        if for_patient(resource, call.patient_id) and keep(resource):
+            yield validate_resource(resource, f"prefetch {reference(resource)}")
+
+
+def _codes_of(resource: Resource) -> list:
+    return list(code_keys(resource.get("code")))
+
+
+def _status_code(value: object) -> str | None:
+    for system, code in code_keys(value):
+        return code
+    for _, code in ((None, c.get("code")) for c in as_list((value or {}).get("coding")) if isinstance(c, dict)):
+        return code
+    return None
+
+
+def _condition_status(resource: Resource) -> str | None:
+    for coding in as_list((resource.get("clinicalStatus") or {}).get("coding")):
+        if isinstance(coding, dict):
+            return coding.get("code")
+    return None
+
+
+def _verification(resource: Resource) -> str | None:
+    for coding in as_list((resource.get("verificationStatus") or {}).get("coding")):
+        if isinstance(coding, dict):
+            return coding.get("code")
+    return None
+
+
+def is_malignant(codes: Iterable[tuple[str, str]], knowledge: Knowledge) -> bool:
+    for system, code in codes:
+        if system == "icd10cm" and code.startswith(knowledge.malignancy_prefixes):
+            return True
+        if system == "snomed" and ("snomed", code) in knowledge.evidence["malignancy"]:
+            return True
+    return False
+
+
+def _indication_prefixes(orders: tuple[TherapyOrder, ...], knowledge: Knowledge) -> tuple[str, ...]:
+    prefixes: list[str] = list(knowledge.sequencing_codes)
+    for order in orders:
+        indication = knowledge.indications.get(order.agent or "")
+        if indication:
+            prefixes.extend(item for group in indication.requires for item in group if not item.startswith("snomed:"))
+    return tuple(prefixes)
+
+
+def _conditions(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Knowledge) -> tuple[ConditionFact, ...]:
+    wanted_refs = {ref for order in orders for ref in order.reason_refs}
+    relevant = _indication_prefixes(orders, knowledge)
+    snomed_relevant = {item[7:] for order in orders
+                       for group in getattr(knowledge.indications.get(order.agent or ""), "requires", ())
+                       for item in group if item.startswith("snomed:")}
+
+    def keep(resource: Resource) -> bool:
+        if _verification(resource) in _BAD_VERIFICATION or _condition_status(resource) in _INACTIVE_CONDITION:
+            return False
+        if reference(resource) in wanted_refs:
+            return True
+        codes = _codes_of(resource)
+        return is_malignant(codes, knowledge) or any(
+            (system == "icd10cm" and code.startswith(relevant)) or (system == "snomed" and code in snomed_relevant)
+            for system, code in codes)
+
+    facts = []
+    for resource in _selected(call, "Condition", keep):
+        codes = tuple(_codes_of(resource))
+        facts.append(ConditionFact(reference=reference(resource), codes=codes,
+                                   malignant=is_malignant(codes, knowledge),
+                                   staged=any(stage.get("summary") or stage.get("assessment")
+                                              for stage in as_list(resource.get("stage")) if isinstance(stage, dict))))
+    return tuple(facts)
+
+
+def _observation_date(resource: Resource) -> date | None:
+    return first_date(resource.get("effectiveDateTime"), resource.get("effectivePeriod"),
+                      resource.get("effectiveInstant"), resource.get("issued"))
+
+
+def _observations(call: HookCall, group: str, knowledge: Knowledge, low: date, high: date,
+                  undated_ok: bool = False) -> list[Resource]:
+    def keep(resource: Resource) -> bool:
+        if resource.get("status") in ("entered-in-error", "cancelled"):
+            return False
+        if not any(knowledge.is_evidence(group, s, c) for s, c in _codes_of(resource)):
+            return False
+        when = _observation_date(resource)
+        return (when is None and undated_ok) or (when is not None and low <= when <= high)
+
+    return list(_selected(call, "Observation", keep))
+
+
+def _weight_kg(call: HookCall, knowledge: Knowledge, day: date) -> float | None:
+    latest: tuple[date, float] | None = None
+    for resource in _observations(call, "body-weight", knowledge, day - timedelta(days=365), day):
+        quantity = resource.get("valueQuantity") or {}
+        value = quantity.get("value")
+        unit = str(quantity.get("code") or quantity.get("unit") or "kg").lower()
+        if not isinstance(value, (int, float)):
+            continue
+        kg = float(value) * (0.45359237 if unit in ("[lb_av]", "lb", "lbs") else 0.001 if unit == "g" else 1.0)
+        when = _observation_date(resource) or day
+        if latest is None or when >= latest[0]:
+            latest = (when, kg)
+    return latest[1] if latest else None
+
+
+def body_weight(call: HookCall, knowledge: Knowledge) -> float | None:
+    """The most recent body weight in kg within a year of today (for kBq/kg prescriptions)."""
+    return _weight_kg(call, knowledge, call.today)
+
+
+def _imaging_dates(call: HookCall, knowledge: Knowledge, low: date, high: date) -> tuple[date, ...]:
+    def report(resource: Resource) -> bool:
+        if resource.get("status") in ("entered-in-error", "cancelled"):
+            return False
+        keys = code_keys(resource.get("code"), *as_list(resource.get("category")))
+        when = first_date(resource.get("effectiveDateTime"), resource.get("effectivePeriod"), resource.get("issued"))
+        return any(knowledge.is_evidence("imaging", s, c) for s, c in keys) and when is not None and low <= when <= high
+
+    def study(resource: Resource) -> bool:
+        keys = [("dicom", m.get("code")) for m in as_list(resource.get("modality")) if isinstance(m, dict)]
+        when = parse_date(resource.get("started"))
+        return any(knowledge.is_evidence("imaging", s, c) for s, c in keys) and when is not None and low <= when <= high
+
+    dates = [first_date(r.get("effectiveDateTime"), r.get("effectivePeriod"), r.get("issued"))
+             for r in _selected(call, "DiagnosticReport", report)]
+    dates += [parse_date(r.get("started")) for r in _selected(call, "ImagingStudy", study)]
+    return tuple(d for d in dates if d)
+
+
+def _care_plans(call: HookCall, orders: tuple[TherapyOrder, ...], conditions: tuple[ConditionFact, ...],
+                knowledge: Knowledge) -> tuple[CarePlanFact, ...]:
+    """Active or draft care plans that are about this treatment: they point at the order, address
+    a cancer on file, or plan a follow-up visit. An unrelated plan (diabetes) is not follow-up."""
+    order_refs = {member for order in orders for member in order.members}
+    cancer_refs = {condition.reference for condition in conditions if condition.malignant}
+
+    def keep(resource: Resource) -> bool:
+        if resource.get("status") not in ("active", "draft"):
+            return False
+        pointed = {ref_target(a.get("reference")) for a in as_list(resource.get("activity")) if isinstance(a, dict)}
+        addressed = {ref_target(a) for a in as_list(resource.get("addresses"))}
+        planned = code_keys(*as_list(resource.get("category")),
+                            *[(a.get("detail") or {}).get("code") for a in as_list(resource.get("activity")) if isinstance(a, dict)])
+        return bool(pointed & order_refs or addressed & cancer_refs
+                    or any(knowledge.is_evidence("follow-up", s, c) for s, c in planned))
+
+    plans = []
+    for resource in _selected(call, "CarePlan", keep):
+        period = resource.get("period") or {}
+        plans.append(CarePlanFact(start=parse_date(period.get("start")), end=parse_date(period.get("end"))))
+    return tuple(plans)
+
+
+def _follow_up_orders(call: HookCall, knowledge: Knowledge) -> tuple[date | None, ...]:
+    def is_follow_up(resource: Resource) -> bool:
+        return resource.get("status", "draft") in _LIVE_REQUEST and any(
+            knowledge.is_evidence("follow-up", s, c) for s, c in code_keys(resource.get("code")))
+
+    found = [first_date(r.get("occurrenceDateTime"), r.get("occurrencePeriod"), r.get("authoredOn"))
+             for r in call.draft_orders if r.get("resourceType") == "ServiceRequest" and is_follow_up(r)]
+    found += [first_date(r.get("occurrenceDateTime"), r.get("occurrencePeriod"), r.get("authoredOn"))
+              for r in _selected(call, "ServiceRequest", is_follow_up)]
+    return tuple(found)
+
+
+def _history(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Knowledge, low: date, high: date
+             ) -> tuple[HistoryFact, ...]:
+    own = {member for order in orders for member in order.members}
+
+    def keep(resource: Resource) -> bool:
+        if reference(resource) in own or resource.get("status") not in _DONE_STATUSES:
+            return False
+        when = first_date(resource.get("performedDateTime"), resource.get("performedPeriod"))
+        return when is not None and low <= when <= high and any(
+            system == "cpt" and code.split("-")[0] in knowledge.codes for system, code in _codes_of(resource))
+
+    facts = []
+    for resource in _selected(call, "Procedure", keep):
+        when = first_date(resource.get("performedDateTime"), resource.get("performedPeriod"))
+        for system, code in _codes_of(resource):
+            if system == "cpt" and code.split("-")[0] in knowledge.codes and when:
+                facts.append(HistoryFact(reference=reference(resource), code=code.split("-")[0], when=when))
+    return tuple(facts)
+
+
+def _dated(call: HookCall, resource_type: str, low: date, high: date, date_of: Callable[[Resource], date | None],
+           extra: Callable[[Resource], bool] = lambda r: True) -> tuple[date, ...]:
+    def keep(resource: Resource) -> bool:
+        when = date_of(resource)
+        return when is not None and low <= when <= high and extra(resource)
+
+    return tuple(d for r in _selected(call, resource_type, keep) if (d := date_of(r)))
+
+
+def _setting(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Knowledge) -> str | None:
+    """inpatient, hospital-outpatient or office, from the encounter the orders belong to."""
+    wanted = {f"Encounter/{call.encounter_id}"} if call.encounter_id else set()
+    wanted |= {order.encounter_ref for order in orders if order.encounter_ref}
+    encounters = [r for r in call.resources("Encounter") if reference(r) in wanted]
+    if not encounters and not wanted:
+        encounters = [r for r in call.resources("Encounter") if r.get("status") in ("in-progress", "arrived", "planned")][:1]
+    for raw in encounters:
+        encounter = validate_resource(raw, f"prefetch {reference(raw)}")
+        place = [code for s, code in code_keys(*as_list(encounter.get("type")), encounter.get("serviceType"),
+                                                   *[(loc.get("location") or {}).get("type") for loc in as_list(encounter.get("location"))
+                                                     if isinstance(loc, dict)]) if s == "pos"]
+        for code in place:
+            if code in knowledge.place_of_service:
+                return knowledge.place_of_service[code]
+        klass = encounter.get("class") or {}
+        setting = knowledge.encounter_settings.get(klass.get("code", "")) if isinstance(klass, dict) else None
+        words = " ; ".join(texts(*as_list(encounter.get("type")), encounter.get("serviceType"))
+                           + [str((loc.get("location") or {}).get("display", "")) for loc in as_list(encounter.get("location"))
+                              if isinstance(loc, dict)]
+                           + [str((encounter.get("serviceProvider") or {}).get("display", ""))])
+        if setting == "office" and knowledge.hospital_outpatient.search(words):
+            return "hospital-outpatient"
+        if setting:
+            return setting
+    return None
+
+
+def _coverages(call: HookCall) -> tuple[CoverageFact, ...]:
+    def keep(resource: Resource) -> bool:
+        return resource.get("status", "active") == "active"
+
+    facts = []
+    names = {reference(org): org.get("name") for org in call.resources("Organization")}
+    for coverage in _selected(call, "Coverage", keep):
+        identifiers: list[str] = []
+        name = None
+        for payor in as_list(coverage.get("payor")):
+            if not isinstance(payor, dict):
+                continue
+            identifier = payor.get("identifier") or {}
+            if identifier.get("value"):
+                identifiers.append(f"{identifier.get('system', '')}|{identifier['value']}")
+            name = name or payor.get("display") or names.get(ref_target(payor) or "")
+        facts.append(CoverageFact(reference=reference(coverage), payer_name=name, identifiers=tuple(identifiers)))
+    return tuple(facts)
+
+
+def patient_facts(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Knowledge,
+                  weight_kg: float | None = None) -> PatientFacts:
+    """Everything the decision needs from the chart, within the widest window any order uses."""
+    if not orders:
+        return PatientFacts()
+    first = min(order.when for order in orders)
+    last = max(order.when for order in orders)
+    low, high = first - timedelta(days=_WINDOW), last + timedelta(days=_WINDOW)
+    conditions = _conditions(call, orders, knowledge)
+    return PatientFacts(
+        conditions=conditions,
+        stage_dates=tuple(_observation_date(r) for r in _observations(call, "staging", knowledge, date.min, date.max, True)),
+        performance_status_dates=tuple(d for r in _observations(call, "performance-status", knowledge, low, high)
+                                       if (d := _observation_date(r))),
+        disease_status_dates=tuple(d for r in _observations(call, "disease-status", knowledge, first, high)
+                                   if (d := _observation_date(r))),
+        imaging_dates=_imaging_dates(call, knowledge, low, high),
+        adverse_event_dates=_dated(call, "AdverseEvent", first, high,
+                                   lambda r: first_date(r.get("date"), r.get("detected"), r.get("recordedDate"))),
+        follow_up_visit_dates=_dated(call, "Encounter", first + timedelta(days=1), high,
+                                     lambda r: first_date(r.get("period")),
+                                     lambda r: r.get("status") not in ("cancelled", "entered-in-error"))
+        + _dated(call, "DocumentReference", first + timedelta(days=1), high,
+                 lambda r: first_date(r.get("date"), (r.get("context") or {}).get("period")),
+                 lambda r: any(knowledge.is_evidence("progress-note", s, c) for s, c in code_keys(r.get("type")))),
+        care_plans=_care_plans(call, orders, conditions, knowledge),
+        follow_up_orders=_follow_up_orders(call, knowledge),
+        history=_history(call, orders, knowledge, first - timedelta(days=knowledge.global_lookback_days), last),
+        setting=_setting(call, orders, knowledge),
+        coverages=_coverages(call),
+        weight_kg=weight_kg,
+        unavailable=frozenset(call.unavailable),
+    )
