@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Sequence
 
 from sqlalchemy import and_, func, inspect, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from cds_service.config import Settings
 from cds_service.storage.db import feedback, issued_cards, make_engine
@@ -95,7 +96,9 @@ def build_report(engine: Engine, start: datetime, end: datetime) -> dict[str, An
     tables = set(inspect(engine).get_table_names())
     missing = {"feedback", "issued_cards"} - tables
     if missing:
-        raise LookupError(f"the database has no {', '.join(sorted(missing))} table: has the service ever run on it?")
+        names = " and ".join(sorted(missing))
+        raise LookupError(f"the database has no {names} table{'s' if len(missing) > 1 else ''}: "
+                          "has the service ever run on it?")
     joined = feedback.outerjoin(issued_cards, issued_cards.c.card_uuid == feedback.c.card_uuid)
     statement = (
         select(
@@ -162,10 +165,11 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], text_columns: int = 1) -> str:
+    """Plain-text table: the first ``text_columns`` columns left-aligned, numbers right-aligned."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
     line = lambda cells: "  ".join(  # noqa: E731
-        str(cell).ljust(width) if index == 0 else str(cell).rjust(width)
+        str(cell).ljust(width) if index < text_columns else str(cell).rjust(width)
         for index, (cell, width) in enumerate(zip(cells, widths))
     ).rstrip()
     return "\n".join([line(headers), line(["-" * width for width in widths]), *(line(row) for row in rows)])
@@ -191,7 +195,8 @@ def format_table(report: dict[str, Any]) -> str:
         for item in report["by_override_reason"]
     ]
     out += ["", "By override reason",
-            _table(["reason", "display", "overrides", "share of overrides"], rows) if rows else "(no overrides)"]
+            _table(["reason", "display", "overrides", "share of overrides"], rows, text_columns=2)
+            if rows else "(no overrides)"]
     return "\n".join(out) + "\n"
 
 
@@ -214,6 +219,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"cds-service report: {error}", file=sys.stderr)
         return 2
     database_url = args.database_url or Settings.from_env().database_url
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).expanduser().exists():
+        print(f"cds-service report: no SQLite database at {url.database} (set DATABASE_URL or CDS_SQLITE_PATH)",
+              file=sys.stderr)
+        return 1
     engine = make_engine(database_url)
     try:
         report = build_report(engine, start, end)
