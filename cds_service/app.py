@@ -11,7 +11,8 @@ from cds_service.config import Settings
 from cds_service.hooks.pipeline import HookHandler
 from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.ops import web as ops_web
-from cds_service.storage.db import make_engine, migrate
+from cds_service.security.web import install_security
+from cds_service.storage.db import make_engine, metadata as db_metadata, migrate
 from cds_service.storage.records import Store
 from cds_service.web import discovery, feedback, services
 from cds_service.web.cors import register_cors
@@ -37,7 +38,10 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app.extensions["cds_store"] = Store(database)
     app.extensions["cds_knowledge"] = knowledge
     app.extensions["cds_handler"] = HookHandler(settings, knowledge, engine.advise)
-    app.extensions["cds_url_guard_for"] = lambda caller: None
+    # JWT authentication, trusted issuers, profiles and the per-caller FHIR URL guard (issue 5).
+    # Raises ConfigError when the security configuration must not start (e.g. production with
+    # no trusted issuer); also sets app.extensions["cds_url_guard_for"].
+    install_security(app, settings, database, db_metadata)
 
     ops_web.init_app(app)  # logging, metrics, /healthz /readyz /metrics (unauthenticated)
     register_cors(app)

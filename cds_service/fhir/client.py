@@ -84,8 +84,11 @@ class FhirClient:
         if remaining <= 0.05:
             raise FhirError("the time allowed for FHIR server queries ran out")
         timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
+        # The SSRF guard's session re-checks the resolved address at connect time (no DNS
+        # rebinding between the check above and the connection) and ignores proxy env vars.
+        http = getattr(self.url_guard, "http_session", None) or requests
         try:
-            with requests.get(url, headers=self._headers(), timeout=timeout, stream=True, allow_redirects=False) as response:
+            with http.get(url, headers=self._headers(), timeout=timeout, stream=True, allow_redirects=False) as response:
                 body = self._read_body(response)
                 status = response.status_code
         except requests.Timeout:

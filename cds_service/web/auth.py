@@ -1,30 +1,23 @@
 """The authentication hook point every protected endpoint calls.
 
 Returns the verified caller, or None when authentication is switched off (``CDS_AUTH=off``).
-JWT verification (CDS Hooks 2.0 §Trusting CDS Clients) plugs in here; until then every call is
-accepted without a token.
+JWT verification (CDS Hooks 2.0 §Trusting CDS Clients) is done by :mod:`cds_service.security`;
+any failure is the same bare 401 (the reason goes to the log, never to the client).
+Preflight OPTIONS requests are answered in :mod:`cds_service.web.cors` before this runs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from cds_service.security import AuthenticationError, Caller
+from cds_service.security.web import UNAUTHORIZED_MESSAGE, authenticate_request
+from cds_service.web.errors import ApiError
 
-from flask import current_app
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who called, as proven by their JWT: issuer, tenant and the FHIR servers they may name."""
-
-    iss: str
-    tenant: str | None = None
-    jti: str | None = None
-    fhir_servers: tuple[str, ...] = field(default_factory=tuple)
+__all__ = ["Caller", "authenticate"]
 
 
 def authenticate() -> Caller | None:
     """Verify the request's credentials; raise ApiError(401) when they do not hold."""
-    settings = current_app.config["CDS_SETTINGS"]
-    if not settings.auth_enabled:
-        return None
-    return None
+    try:
+        return authenticate_request()
+    except AuthenticationError:
+        raise ApiError(401, UNAUTHORIZED_MESSAGE, {"WWW-Authenticate": "Bearer"}) from None

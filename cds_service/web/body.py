@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import current_app, request
 
+from cds_service.security.web import JsonLimitError, check_json_limits
 from cds_service.web.errors import ApiError
 
 
@@ -25,10 +26,15 @@ def json_body() -> Any:
     if not raw.strip():
         raise ApiError(400, "request body is empty; a JSON object is required")
     try:
-        return json.loads(raw)
+        document = json.loads(raw)
     except UnicodeDecodeError:
         raise ApiError(400, "request body is not UTF-8 encoded JSON") from None
     except json.JSONDecodeError as error:
         raise ApiError(400, f"request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
     except RecursionError:
         raise ApiError(400, "request body is nested too deeply") from None
+    try:
+        check_json_limits(document)  # depth, array and object size caps (issue 5 hardening)
+    except JsonLimitError as error:
+        raise ApiError(400, f"request body rejected: {error}") from None
+    return document
