@@ -1,0 +1,160 @@
+"""Design §3's decision order, one test per branch and per alternative code."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine_builders import (
+    SNOMED, bone_chart, care_plan, concept, condition, follow_up_order, imaging_report, lung_chart,
+    medication_request, observation, only_decision, run, service_request,
+)
+
+CHROMIC = "Intrapleural instillation of P-32 chromic phosphate"
+
+
+def decision_for(draft, chart=()):
+    return only_decision(run(draft, chart))
+
+
+# --- unsealed, the seed's three situations ---------------------------------------------------
+
+def test_intrapleural_instillation_with_follow_up_is_77750():
+    got = decision_for([service_request(text=CHROMIC, quantity={"value": 15, "unit": "mCi", "code": "mCi"})], lung_chart())
+    assert (got["recommendedCode"], got["alternatives"]) == ("77750", ["79200"])
+    assert got["supply"] == [{"code": "A9564", "units": 15}]
+
+
+def test_intrapleural_instillation_without_follow_up_is_79200():
+    got = decision_for([service_request(text=CHROMIC)], lung_chart(follow_up=False))
+    assert (got["recommendedCode"], got["alternatives"]) == ("79200", ["77750"])
+    assert "follow-up-plan" in got["missingDocumentation"]
+
+
+def test_intraperitoneal_instillation_follows_the_route_code():
+    draft = [service_request(cpt=None, text="Radioactive colloid instillation", reason=["C78.6"]),
+             medication_request(text="chromic phosphate P 32 suspension", route="38239002", dose=(370, "MBq"))]
+    chart = [condition("c-1", "C56.9"), condition("c-2", "C78.6"), care_plan()]
+    got = decision_for(draft, chart)
+    assert got["recommendedCode"] == "77750"
+    assert got["order"] == "ServiceRequest/sr-1"
+    assert got["supply"] == [{"code": "A9564", "units": 10}]  # 370 MBq = 10 mCi
+    assert "orderedCode" not in got
+
+
+def test_iv_radium_with_follow_up_is_77750_and_without_is_79101():
+    draft = [service_request(cpt="77750", text="Radium-223 infusion", reason=["C61", "C79.51"]),
+             medication_request(text="Xofigo", rxnorm="1424214", dose=(55, "kBq/kg"))]
+    with_plan = decision_for(draft, bone_chart())
+    without = decision_for(draft, bone_chart(follow_up=False))
+    assert (with_plan["recommendedCode"], with_plan["alternatives"]) == ("77750", ["79101"])
+    assert (without["recommendedCode"], without["alternatives"]) == ("79101", ["77750"])
+    assert with_plan["supply"] == [{"code": "A9606", "units": 119}]  # 55 kBq/kg x 80 kg = 118.9 uCi
+
+
+def test_follow_up_order_in_the_draft_counts_as_follow_up():
+    draft = [service_request(cpt="79101", text="Sr-89 chloride IV", reason=["C79.51"]), follow_up_order()]
+    assert decision_for(draft, bone_chart(follow_up=False))["recommendedCode"] == "77750"
+
+
+def test_unrelated_or_short_care_plan_is_not_follow_up():
+    draft = [service_request(cpt="77750", text="Sr-89 chloride IV", reason=["C79.51"])]
+    short = care_plan(end=30)
+    unrelated = care_plan("cp-2", addresses=("Condition/diabetes",))
+    chart = bone_chart(follow_up=False) + [short, unrelated, condition("diabetes", "E11.9")]
+    assert decision_for(draft, chart)["recommendedCode"] == "79101"
+
+
+# --- other unsealed branches ---------------------------------------------------------------
+
+def test_antibody_is_79403_whatever_was_ordered():
+    draft = [service_request(cpt="79101", text="Zevalin Y-90 ibritumomab tiuxetan", reason=["C82.90"])]
+    got = decision_for(draft, [condition("c-1", "C82.90"), care_plan()])
+    assert got["recommendedCode"] == "79403"
+    assert got["supply"] == [{"code": "A9543", "units": 1}]
+
+
+def test_y90_microspheres_are_79445():
+    draft = [service_request(cpt="77750", text="Y-90 TheraSphere radioembolization", reason=["C22.0"],
+                             body_site=concept(SNOMED, "10200004", "Liver"))]
+    got = decision_for(draft, [condition("c-1", "C22.0")])
+    assert got["recommendedCode"] == "79445"
+    assert got["supply"] == [{"code": "C2616", "units": 1}]
+
+
+def test_oral_iodine_is_79005():
+    draft = [medication_request(text="Sodium iodide I-131 capsule", route="26643006", dose=(100, "mCi"), reason=["C73"])]
+    got = decision_for(draft, [condition("c-1", "C73")])
+    assert got["recommendedCode"] == "79005"
+    assert got["order"] == "MedicationRequest/mr-1"
+    assert got["supply"] == [{"code": "A9517", "units": 100}]
+
+
+def test_intra_articular_is_79440():
+    draft = [service_request(cpt=None, text="Radiosynovectomy of the right knee with radioactive colloid",
+                             reason=["M12.561"], body_site=concept(SNOMED, "72696002", "Knee joint"))]
+    assert decision_for(draft)["recommendedCode"] == "79440"
+
+
+def test_interstitial_colloid_is_79300():
+    draft = [service_request(cpt=None, text="Interstitial injection of P-32 chromic phosphate colloid", reason=["C78.6"])]
+    assert decision_for(draft)["recommendedCode"] == "79300"
+
+
+def test_unknown_route_without_code_is_unlisted_with_candidates():
+    draft = [service_request(cpt=None, text="Radioelement therapy", reason=["C34.90"])]
+    got = decision_for(draft)
+    assert got["recommendedCode"] == "79999"
+    assert set(got["alternatives"]) == {"79101", "79200", "77750"}
+
+
+# --- brachytherapy branches ----------------------------------------------------------------
+
+def test_electronic_skin_is_0394T_and_elsewhere_0395T():
+    skin = [service_request(cpt="77750", text="Electronic brachytherapy (Xoft) to basal cell carcinoma",
+                            reason=["C44.311"], body_site={"text": "skin of nose"})]
+    vaginal = [service_request(cpt=None, text="Electronic brachytherapy vaginal cuff intracavitary", reason=["C54.1"])]
+    assert decision_for(skin)["recommendedCode"] == "0394T"
+    assert decision_for(skin)["modifiers"] == []
+    assert decision_for(vaginal)["recommendedCode"] == "0395T"
+
+
+@pytest.mark.parametrize("text, code", [
+    ("Insertion of tandem and ovoids for brachytherapy", "57155"),
+    ("Insertion of Heyman capsules for brachytherapy", "58346"),
+    ("Insertion of vaginal cylinder for brachytherapy", "57156"),
+])
+def test_applicator_insertion(text, code):
+    got = decision_for([service_request(cpt="77750", text=text, reason=["C53.9"])])
+    assert got["recommendedCode"] == code
+    assert got["modifiers"] == [] and got["supply"] == []
+
+
+@pytest.mark.parametrize("text, quantity, code", [
+    ("HDR Ir-192 intracavitary brachytherapy", {"value": 3, "unit": "channels"}, "77771"),
+    ("HDR Ir-192 interstitial brachytherapy", {"value": 1, "unit": "channel"}, "77770"),
+    ("HDR Ir-192 interstitial brachytherapy", {"value": 18, "unit": "channels"}, "77772"),
+    ("LDR intracavitary brachytherapy", {"value": 3, "unit": "sources"}, "77761"),
+    ("LDR intracavitary brachytherapy", {"value": 8, "unit": "sources"}, "77762"),
+    ("LDR intracavitary brachytherapy", {"value": 14, "unit": "sources"}, "77763"),
+    ("I-125 seed implant, interstitial", {"value": 80, "unit": "seeds"}, "77778"),
+    ("Strontium-90 surface applicator to pterygium", None, "77789"),
+    ("HDR Ir-192 surface brachytherapy to skin lesion 1.5 cm", None, "77767"),
+    ("HDR Ir-192 surface brachytherapy to skin, 3 lesions", None, "77768"),
+])
+def test_sealed_source_family(text, quantity, code):
+    got = decision_for([service_request(cpt="77750", text=text, reason=["C53.9"], quantity=quantity)])
+    assert got["recommendedCode"] == code
+    assert got["recommendedCode"] != "77750"
+
+
+def test_sealed_count_unknown_never_upcodes():
+    got = decision_for([service_request(cpt=None, text="HDR Ir-192 intracavitary brachytherapy", reason=["C53.9"])])
+    assert got["recommendedCode"] == "77770"
+    assert got["alternatives"] == ["77771", "77772"]
+
+
+def test_deleted_code_is_replaced_and_offers_replacements():
+    got = decision_for([service_request(cpt="77777", text="LDR interstitial seed implant", reason=["C61"])])
+    assert got["recommendedCode"] == "77778"
+    assert "77799" in got["alternatives"]
+    assert "deleted-code" in got["warnings"]

@@ -1,0 +1,125 @@
+"""Each documentation key of design §4: missing without its evidence, absent with it."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine_builders import (
+    SNOMED, adverse_event, bone_chart, care_plan, concept, condition, encounter, imaging_report, lung_chart,
+    medication_request, observation, only_decision, procedure_order, run, service_request,
+)
+
+PLEURAL = "Intrapleural instillation of P-32 chromic phosphate"
+DOSE = {"value": 15, "unit": "mCi", "code": "mCi"}
+
+
+def missing(draft, chart):
+    return only_decision(run(draft, chart))["missingDocumentation"]
+
+
+def pleural(**kwargs):
+    return [service_request(text=kwargs.pop("text", PLEURAL), quantity=kwargs.pop("quantity", DOSE), **kwargs)]
+
+
+def test_complete_chart_has_no_gaps_and_no_warnings():
+    got = only_decision(run(pleural(reason=["C34.90", "J91.0"]), lung_chart()))
+    assert got["missingDocumentation"] == [] and got["warnings"] == []
+
+
+def chart_without(resource_id):
+    return [r for r in lung_chart() if r["id"] != resource_id]
+
+
+@pytest.mark.parametrize("key, chart", [
+    ("diagnosis", [r for r in lung_chart() if r["resourceType"] != "Condition"]),
+    ("staging", chart_without("stage-1")),
+    ("performance-status", chart_without("ecog-1")),
+    ("pre-imaging", chart_without("ct-1")),
+])
+def test_chart_keys_appear_when_evidence_is_missing(key, chart):
+    assert key in missing(pleural(), chart)
+    assert key not in missing(pleural(), lung_chart())
+
+
+def test_staging_on_the_condition_is_enough():
+    chart = chart_without("stage-1") + [condition("c-5", "C34.91", staged=True)]
+    assert "staging" not in missing(pleural(), chart)
+
+
+def test_old_imaging_and_old_performance_status_do_not_count():
+    chart = chart_without("ct-1")
+    chart = [r for r in chart if r["id"] != "ecog-1"] + [imaging_report("ct-old", -120), observation("ecog-old", "89247-1", -100)]
+    gaps = missing(pleural(), chart)
+    assert "pre-imaging" in gaps and "performance-status" in gaps
+
+
+def test_indication_key():
+    assert "indication" in missing(pleural(reason=()), lung_chart())
+    assert "indication" not in missing(pleural(reason=(), reason_refs=["Condition/c-1"]), lung_chart())
+
+
+def test_radioelement_and_activity_keys():
+    anonymous = pleural(text="Intrapleural radioelement instillation", quantity=None)
+    gaps = missing(anonymous, lung_chart())
+    assert "radioelement" in gaps and "activity" in gaps
+    assert not {"radioelement", "activity"} & set(missing(pleural(), lung_chart()))
+
+
+def test_activity_in_text_is_understood():
+    assert "activity" not in missing(pleural(quantity=None, text=PLEURAL + " 15 mCi"), lung_chart())
+
+
+def test_route_key_when_route_is_only_implied_by_the_agent():
+    implied = [service_request(cpt="77750", text="Xofigo", reason=["C61", "C79.51"])]
+    stated = [service_request(cpt="77750", text="Xofigo", reason=["C61", "C79.51"]),
+              medication_request(text="Xofigo", dose=(55, "kBq/kg"))]
+    assert "route" in missing(implied, bone_chart())
+    assert "route" not in missing(stated, bone_chart())
+
+
+def test_body_site_needed_for_a_generic_cavity_route_but_not_for_iv():
+    generic = [service_request(cpt="77750", text="P-32 chromic phosphate body cavity instillation", quantity=DOSE)]
+    sited = [service_request(cpt="77750", text="P-32 chromic phosphate body cavity instillation", quantity=DOSE,
+                             body_site=concept(SNOMED, "264071002", "Pleural cavity"))]
+    assert "body-site" in missing(generic, lung_chart())
+    assert "body-site" not in missing(sited, lung_chart())
+    iv = [service_request(cpt="77750", text="Xofigo", reason=["C61", "C79.51"]),
+          medication_request(text="Xofigo", dose=(55, "kBq/kg"))]
+    assert "body-site" not in missing(iv, bone_chart())
+
+
+def test_follow_up_plan_key_only_when_77750_is_ordered_without_it():
+    assert "follow-up-plan" in missing(pleural(), lung_chart(follow_up=False))
+    assert "follow-up-plan" not in missing(pleural(), lung_chart())
+    assert "follow-up-plan" not in missing(pleural(cpt="79200"), lung_chart(follow_up=False))
+
+
+POST_KEYS = {"response-assessment", "adverse-events", "post-imaging", "follow-up-notes"}
+
+
+def done(**kwargs):
+    return [procedure_order(text=PLEURAL, quantity=DOSE, reason=["C34.90", "J91.0"], **kwargs)]
+
+
+def test_completed_procedure_needs_post_procedure_documentation():
+    assert POST_KEYS <= set(missing(done(), lung_chart()))
+
+
+def test_post_procedure_keys_absent_with_evidence():
+    after = [observation("status-1", "97509-4", 45, "stable"), adverse_event("ae-1", 10),
+             imaging_report("ct-after", 60), encounter("enc-fu", "AMB", status="finished", offset=30)]
+    got = only_decision(run(done(), lung_chart() + after))
+    assert got["missingDocumentation"] == [] and got["warnings"] == []
+
+
+def test_complications_on_the_procedure_satisfy_adverse_events():
+    assert "adverse-events" not in missing(done(complication=[{"text": "No complications"}]), lung_chart())
+
+
+def test_draft_orders_never_ask_for_post_procedure_keys():
+    assert not POST_KEYS & set(missing(pleural(), lung_chart()))
+
+
+def test_follow_up_notes_only_for_77750():
+    post = done(cpt="79200")
+    assert "follow-up-notes" not in missing(post, lung_chart(follow_up=False))

@@ -1,0 +1,100 @@
+"""Each warning of design §3 appears when its condition holds and is absent when it does not."""
+
+from __future__ import annotations
+
+from engine_builders import (
+    bone_chart, condition, history, lung_chart, medication_request, only_decision, run, service_request,
+)
+
+RA223 = [service_request(cpt="77750", text="Radium-223 infusion", reason=["C61", "C79.51"]),
+         medication_request(text="Xofigo", rxnorm="1424214", dose=(55, "kBq/kg"))]
+PLEURAL = "Intrapleural instillation of P-32 chromic phosphate"
+
+
+def warnings(draft, chart):
+    return only_decision(run(draft, chart))["warnings"]
+
+
+def test_global_period_overlap_from_a_recent_77750():
+    assert "global-period-overlap" in warnings(RA223, bone_chart() + [history("old-1", "77750", -28)])
+
+
+def test_no_global_period_overlap_once_90_days_have_passed_or_for_xxx_codes():
+    assert "global-period-overlap" not in warnings(RA223, bone_chart() + [history("old-1", "77750", -120)])
+    assert "global-period-overlap" not in warnings(RA223, bone_chart() + [history("old-2", "79101", -28)])
+
+
+def test_completed_procedure_is_not_its_own_global_period():
+    # The replayed Procedure may also come back in the history prefetch: it must not flag itself.
+    from engine_builders import procedure_order
+    done = procedure_order("proc-1", "77750", text="Radium-223 infusion", reason=["C61", "C79.51"])
+    chart = bone_chart() + [dict(done)]
+    assert "global-period-overlap" not in warnings([done], chart)
+
+
+def test_bundling_conflict_iv_push_with_79101():
+    draft = RA223 + [service_request("sr-2", "96374", "IV push", reason=())]
+    assert "bundling-conflict" in warnings(draft, bone_chart(follow_up=False))
+
+
+def test_bundling_conflict_77750_with_a_79xxx_order_the_same_day():
+    assert "bundling-conflict" in warnings(RA223, bone_chart() + [history("same-day", "79101", 0)])
+
+
+def test_no_bundling_conflict_with_unrelated_orders():
+    draft = RA223 + [service_request("sr-2", "71250", "CT chest", reason=())]
+    assert "bundling-conflict" not in warnings(draft, bone_chart())
+
+
+def test_indication_mismatch_for_radium_without_bone_metastasis():
+    chart = [c for c in bone_chart() if c["id"] != "c-3"]
+    draft = [service_request(cpt="77750", text="Radium-223 infusion", reason=["C61"]),
+             medication_request(text="Xofigo", dose=(55, "kBq/kg"))]
+    assert "indication-mismatch" in warnings(draft, chart)
+
+
+def test_indication_met_for_radium_with_prostate_cancer_and_bone_metastasis():
+    assert "indication-mismatch" not in warnings(RA223, bone_chart())
+
+
+def test_no_indication_mismatch_claimed_on_an_empty_problem_list():
+    draft = [service_request(cpt="77750", text="Radium-223 infusion", reason=()),
+             medication_request(text="Xofigo", dose=(55, "kBq/kg"))]
+    assert "indication-mismatch" not in warnings(draft, [])
+
+
+def test_diagnosis_sequencing_when_effusion_has_no_neoplasm():
+    draft = [service_request(text=PLEURAL, reason=["J91.0"])]
+    assert "diagnosis-sequencing" in warnings(draft, [condition("c-2", "J91.0")])
+
+
+def test_diagnosis_sequencing_when_effusion_is_listed_first():
+    draft = [service_request(text=PLEURAL, reason=["J91.0", "C34.90"])]
+    assert "diagnosis-sequencing" in warnings(draft, lung_chart())
+
+
+def test_no_diagnosis_sequencing_when_neoplasm_is_coded_first():
+    draft = [service_request(text=PLEURAL, reason=["C34.90", "J91.0"])]
+    assert "diagnosis-sequencing" not in warnings(draft, lung_chart())
+
+
+def test_malignant_ascites_follows_the_same_rule():
+    draft = [service_request(text="Intraperitoneal instillation of chromic phosphate P-32", reason=["R18.0"])]
+    assert "diagnosis-sequencing" in warnings(draft, [condition("c-9", "R18.0")])
+    # The order itself lists only R18.0, so "code first" is still broken even with the cancer on file.
+    assert "diagnosis-sequencing" in warnings(draft, [condition("c-9", "R18.0"), condition("c-1", "C56.9")])
+    ordered_right = [service_request(text="Intraperitoneal instillation of chromic phosphate P-32", reason=["C56.9", "R18.0"])]
+    assert "diagnosis-sequencing" not in warnings(ordered_right, [condition("c-9", "R18.0"), condition("c-1", "C56.9")])
+
+
+def test_deleted_code_warning_only_for_deleted_codes():
+    seeds = "LDR interstitial I-125 seed implant"
+    assert "deleted-code" in warnings([service_request(cpt="77776", text=seeds, reason=["C61"])], [])
+    assert "deleted-code" not in warnings([service_request(cpt="77778", text=seeds, reason=["C61"])], [])
+
+
+def test_checks_that_could_not_run_are_not_claimed():
+    draft = [service_request(text=PLEURAL, reason=["J91.0"])]
+    guidance = run(draft, [condition("c-2", "J91.0")], unavailable={"conditions": "timeout"})
+    assert "diagnosis-sequencing" not in only_decision(guidance)["warnings"]
+    assert "diagnosis" not in only_decision(guidance)["missingDocumentation"]
