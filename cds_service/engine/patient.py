@@ -39,14 +39,6 @@ def _codes_of(resource: Resource) -> list:
     return list(code_keys(resource.get("code")))
 
 
-def _status_code(value: object) -> str | None:
-    for system, code in code_keys(value):
-        return code
-    for _, code in ((None, c.get("code")) for c in as_list((value or {}).get("coding")) if isinstance(c, dict)):
-        return code
-    return None
-
-
 def _condition_status(resource: Resource) -> str | None:
     for coding in as_list((resource.get("clinicalStatus") or {}).get("coding")):
         if isinstance(coding, dict):
@@ -245,7 +237,7 @@ def _setting(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Knowle
                 return knowledge.place_of_service[code]
         klass = encounter.get("class") or {}
         setting = knowledge.encounter_settings.get(klass.get("code", "")) if isinstance(klass, dict) else None
-        words = " ; ".join(texts(*as_list(encounter.get("type")), encounter.get("serviceType"))
+        words = " ; ".join(list(texts(*as_list(encounter.get("type")), encounter.get("serviceType")))
                            + [str((loc.get("location") or {}).get("display", "")) for loc in as_list(encounter.get("location"))
                               if isinstance(loc, dict)]
                            + [str((encounter.get("serviceProvider") or {}).get("display", ""))])

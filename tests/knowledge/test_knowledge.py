@@ -1,0 +1,106 @@
+"""The knowledge files: load, carry a versioned header, cite a source for every fact, and fail
+fast with a message naming file and entry when broken."""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from cds_service.knowledge import KnowledgeError, load_knowledge
+from cds_service.knowledge.loader import DATA_DIR, FILES
+
+
+@pytest.fixture(scope="module")
+def knowledge():
+    return load_knowledge()
+
+
+@pytest.fixture()
+def data_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "data"
+    shutil.copytree(DATA_DIR, target)
+    return target
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"test setup: {old!r} not in {path.name}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_every_file_has_a_versioned_header():
+    for name in FILES:
+        meta = tomllib.loads((DATA_DIR / f"{name}.toml").read_text())["meta"]
+        assert meta["code_set_year"] >= 2025 and meta["effective_date"] and meta["version"]
+
+
+def test_every_fact_has_a_known_source(knowledge):
+    assert len(knowledge.provenance) > 100
+    for where, sources in knowledge.provenance.items():
+        assert sources, where
+        assert all(source in knowledge.sources for source in sources), where
+
+
+def test_every_code_agent_and_route_is_sourced(knowledge):
+    wheres = set(knowledge.provenance)
+    for code in knowledge.codes:
+        assert f"codes.toml code {code!r}" in wheres
+    for agent in knowledge.agents:
+        assert f"agents.toml agent {agent!r}" in wheres
+    for route in knowledge.routes:
+        assert f"routes.toml route {route!r}" in wheres
+
+
+def test_descriptors_are_paraphrases_not_the_cpt_text(knowledge):
+    # The CPT descriptor of 77750 begins "Infusion or instillation of radioelement solution"; ours must not.
+    assert not knowledge.codes["77750"].descriptor.lower().startswith("infusion or instillation of radioelement")
+
+
+def test_indexes_are_dict_lookups(knowledge):
+    assert knowledge.agent_matcher.code("rxnorm", "1424214") == "ra223"
+    assert knowledge.agent_matcher.code("ndc", "50419020801") == "ra223"
+    assert knowledge.route_matcher.code("snomed", "372469009") == "intrapleural"
+    assert knowledge.codes["77750"].global_days == "090" and knowledge.codes["57155"].pctc == 0
+    assert knowledge.codes["77785"].deleted
+
+
+@pytest.mark.parametrize("file, old, new, message", [
+    ("agents.toml", 'source = ["CGS-XOFIGO", "SNMMI-1895", "AAPC-XOFIGO", "OPENFDA-NDC", "DICOM-CID25"]\n', "",
+     "agents.toml agent 'ra223': fact has no 'source'"),
+    ("agents.toml", 'carrier = "antibody"', 'carrier = "protein"', "agents.toml agent 'y90-ibritumomab': 'carrier' has unknown value"),
+    ("agents.toml", 'only_route = "oral"', 'only_route = "nasal"', "agents.toml agent 'i131-nai-solution'"),
+    ("agents.toml", "text = 'zevalin|ibritumomab'", "text = 'zevalin|(ibritumomab'", "text pattern does not compile"),
+    ("codes.toml", 'replaced_by = ["77772"]', 'replaced_by = ["77999"]', "codes.toml code '77787': replacement '77999'"),
+    ("codes.toml", 'source = "PPRRVU25D"\n', 'source = "NOWHERE"\n', "source 'NOWHERE' is not defined in sources.toml"),
+    ("edits.toml", 'with = ["79101"]', 'with = ["79102"]', "edits.toml bundling '79403': code '79102' is not in codes.toml"),
+    ("documentation.toml", 'keys = ["diagnosis", "indication"]', 'keys = ["diagnosis", "reason"]',
+     "documentation.toml rule 'applicator': documentation key 'reason' is not defined"),
+    ("payers.toml", 'modifier_policy = "facility-26"\ncovered', 'modifier_policy = "sometimes"\ncovered',
+     "payers.toml default: 'modifier_policy' has unknown value 'sometimes'"),
+    ("routes.toml", 'implies_route = "intra-articular"', 'implies_route = "intra-joint"',
+     "routes.toml site 'joint': implies_route 'intra-joint'"),
+    ("evidence.toml", "[meta]\n", "[metadata]\n", "evidence.toml [meta]: header table [meta] is missing"),
+])
+def test_a_corrupted_file_fails_fast_naming_file_and_entry(data_copy, file, old, new, message):
+    edit(data_copy / file, old, new)
+    with pytest.raises(KnowledgeError) as error:
+        load_knowledge(data_copy)
+    assert message in str(error.value)
+
+
+def test_invalid_toml_and_missing_files_are_named(data_copy):
+    (data_copy / "routes.toml").write_text("[[route]\nkey=")
+    with pytest.raises(KnowledgeError, match=r"routes\.toml: not valid TOML"):
+        load_knowledge(data_copy)
+    (data_copy / "routes.toml").unlink()
+    with pytest.raises(KnowledgeError, match=r"routes\.toml: knowledge file is missing"):
+        load_knowledge(data_copy)
+
+
+def test_a_code_claimed_by_two_agents_is_refused(data_copy):
+    edit(data_copy / "agents.toml", 'snomed = ["125701003"]', 'snomed = ["724024003"]')
+    with pytest.raises(KnowledgeError, match="snomed code 724024003 is already used by 'ra223'"):
+        load_knowledge(data_copy)
