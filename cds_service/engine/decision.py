@@ -89,7 +89,7 @@ def decide(order: TherapyOrder, patient: PatientFacts, other_codes: Iterable[str
         choice=choice,
         modifiers=modifiers(choice.code, patient, knowledge, coverage_ids),
         supply=supply_lines(order, choice.code, knowledge),
-        missing=documentation.missing(choice.code, order, patient, knowledge),
+        missing=documentation.missing(choice.code, order, patient, knowledge, choice.alternatives),
         warnings=edits.warnings(choice.code, order, patient, other_codes, knowledge),
         follow_up=follow_up_evidenced(order, patient),
         payer=knowledge.payer(coverage_ids),

@@ -28,12 +28,15 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
 }
 
 
-def required_keys(code: str, order: TherapyOrder, knowledge: Knowledge) -> tuple[str, ...]:
+def required_keys(code: str, order: TherapyOrder, knowledge: Knowledge,
+                  alternatives: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The §4 keys this order needs, in §4 order: by code kind, by code, post keys when done."""
     info = knowledge.codes.get(code)
     rules = [knowledge.doc_by_kind.get(info.kind if info else "unsealed")]
-    # The follow-up items belong to 77750 whether it is recommended or only ordered.
-    rules += [knowledge.doc_by_code.get(c) for c in {code, order.ordered_code or ""}]
+    # The ordered code's own items (77750's follow-up plan) count while it is still a valid
+    # alternative; a 77750 ordered for tandem and ovoids is simply the wrong code, not a gap.
+    codes = {code} | ({order.ordered_code} if order.ordered_code in alternatives else set())
+    rules += [knowledge.doc_by_code.get(c) for c in sorted(codes)]
     wanted: set[str] = set()
     for rule in rules:
         if rule is None:
@@ -86,10 +89,11 @@ def satisfied(key: str, order: TherapyOrder, patient: PatientFacts, knowledge: K
     raise KeyError(key)
 
 
-def missing(code: str, order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> tuple[str, ...]:
+def missing(code: str, order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge,
+            alternatives: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The required keys whose evidence is verifiably absent."""
     gaps = []
-    for key in required_keys(code, order, knowledge):
+    for key in required_keys(code, order, knowledge, alternatives):
         if satisfied(key, order, patient, knowledge):
             continue
         sources = DEPENDS_ON.get(key, ())
