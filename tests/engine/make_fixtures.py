@@ -44,7 +44,10 @@ def request(name: str, draft: list[dict], chart: list[dict], hook: str = "order-
         context["selections"] = selections
     prefetch: dict[str, Any] = {"patient": {"resourceType": "Patient", "id": PATIENT, "gender": "unknown",
                                             "birthDate": "1955-04-12"}}
-    for key in ("conditions", "observations", "reports", "procedures", "carePlans", "serviceRequests", "coverage"):
+    # order-select asks only for what decides the code (the catalog's ORDER_SELECT_PREFETCH).
+    keys = (("conditions", "carePlans", "serviceRequests") if hook == "order-select" else
+            ("conditions", "observations", "reports", "procedures", "carePlans", "serviceRequests", "coverage"))
+    for key in keys:
         prefetch[key] = bundle([r for r in chart if KEYS.get(r["resourceType"]) == key], "searchset")
     if enc is not None:
         context["encounterId"] = enc["id"]
@@ -203,10 +206,10 @@ SCENARIOS: list[tuple[str, str, dict, list[dict]]] = [
                missing=["route", "response-assessment", "adverse-events", "post-imaging", "follow-up-notes"],
                warnings=["global-period-overlap"])]),
     ("79101-order-select-radium",
-     "order-select for the radium drug order: the recommended code only, no documentation check.",
+     "order-select for the radium drug order: the recommended code only, no documentation check; without a body weight in the light prefetch the A9606 units are left to order-sign.",
      request("w", RA_DRAFT, bone_chart(follow_up=False), hook="order-select", selections=["MedicationRequest/mr-1"]),
      [{"order": SR, "orderedCode": "77750", "recommendedCode": "79101", "alternatives": ["77750"], "modifiers": [],
-       "supply": [{"code": "A9606", "units": 119}]}]),
+       "supply": [{"code": "A9606"}]}]),
 ]
 
 
