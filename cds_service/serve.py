@@ -58,6 +58,9 @@ def gunicorn_options(host: str, port: int, workers: int, timeout: int = 30) -> d
         "loglevel": os.environ.get("CDS_LOG_LEVEL", "info").lower(),
         "post_fork": _post_fork,
         "child_exit": _child_exit,
+        # gunicorn 24+ would open a control socket under $HOME: nothing uses it, the container's
+        # root file system is read-only, and two servers on one machine would share the path.
+        "control_socket_disable": True,
         "limit_request_line": 8190,
         "limit_request_fields": 100,
     }
