@@ -177,12 +177,13 @@ def documentation_card(decision: Decision, knowledge: Knowledge, source_label: s
     if not decision.missing:
         return None
     labels = [knowledge.doc_items[key].label.lower() for key in decision.missing]
-    summary = f"Document before billing CPT {decision.code}: " + ", ".join(labels)
+    summary = "Missing documentation for this order: " + ", ".join(labels)
     lines = [f"**Order:** {order_label(decision, knowledge)}", "",
              "Medical necessity is not yet supported by the record. Missing:"]
     for key in decision.missing:
         item = knowledge.doc_items[key]
-        lines.append(f"- **{item.label}** — satisfied by {item.evidence}.")
+        only_for = " Needed only to bill CPT 77750." if key == "follow-up-plan" and decision.code != "77750" else ""
+        lines.append(f"- **{item.label}** — satisfied by {item.evidence}.{only_for}")
     card = _card(decision, summary, "warning", "clinical-reminder", "\n".join(lines), "documentation", source_label)
     card["extension"]["cds-service.missing-documentation"] = list(decision.missing)
     return card

@@ -164,3 +164,18 @@ def test_payer_policy_by_identifier_can_override_modifiers(tmp_path):
     assert only_decision(special)["modifiers"] == []
     parts = {p["url"]: p for p in special.system_actions[0]["resource"]["extension"][0]["extension"]}
     assert parts["covered"]["valueCode"] == "covered" and parts["pa-needed"]["valueCode"] == "no-auth"
+
+
+def test_modifier_on_an_indicator_zero_code_is_called_out():
+    draft = [service_request(cpt="0394T", text="Electronic brachytherapy (Xoft) skin surface", reason=["C44.311"],
+                             body_site={"text": "skin of nose"},
+                             order_detail=[{"coding": [{"system": CPT, "code": "26"}]}])]
+    guidance = run(draft, [encounter(pos="22")], encounter_id="enc-1")
+    assert only_decision(guidance)["modifiers"] == []
+    assert "Remove modifier 26" in guidance.cards[0]["detail"]
+
+
+def test_follow_up_gap_says_it_matters_only_for_77750():
+    guidance = run(RA223, bone_chart(follow_up=False))
+    [docs] = [c for c in guidance.cards if c["extension"]["cds-service.card-type"] == "documentation"]
+    assert "Needed only to bill CPT 77750" in docs["detail"]
