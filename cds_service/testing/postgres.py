@@ -83,3 +83,21 @@ def temporary_schema(database_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
             connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+def skip_or_fail_unless_reachable(url: str, is_required: bool) -> None:
+    """In a pytest fixture: return when PostgreSQL answers at ``url``; otherwise skip the test
+    (developer machine) or fail it loudly (CI / ``CDS_TEST_REQUIRE_POSTGRES``)."""
+    import pytest
+
+    problem = unreachable_reason(url)
+    if problem is None:
+        return
+    where = make_url(url).render_as_string(hide_password=True)
+    if is_required:
+        pytest.fail(
+            f"PostgreSQL is required here (CI or {ENV_REQUIRE} is set) but {where} does not answer: {problem}. "
+            f"Start it (.ci/run does) or point {ENV_URL} at a server.",
+            pytrace=False,
+        )
+    pytest.skip(f"PostgreSQL not reachable at {where} ({problem}); set {ENV_URL} to run these tests")
