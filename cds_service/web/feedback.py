@@ -17,8 +17,8 @@ blueprint = Blueprint("feedback", __name__)
 
 @blueprint.post("/cds-services/<service_id>/feedback")
 def post_feedback(service_id: str) -> Response:
+    caller = authenticate()  # first: an unauthenticated caller learns nothing, not even 404
     service = find_service(service_id)
-    caller = authenticate()
     body = json_body()
     problem = first_error("feedback", body)
     if problem is not None:

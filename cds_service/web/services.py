@@ -40,8 +40,8 @@ def decision_summary(decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def call_service(service_id: str) -> Response:
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
+    caller = authenticate()  # first: an unauthenticated caller learns nothing, not even 404
     service = find_service(service_id)
-    caller = authenticate()
     body = json_body()
     record_dir = current_app.config["CDS_SETTINGS"].record_dir
     if record_dir:  # opt-in traffic recording for replay (credentials stripped, never raises)

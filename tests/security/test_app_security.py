@@ -389,3 +389,11 @@ def test_fuzzed_unsigned_tokens_are_401(secure_app_session, header, claims):
     response = secure_app_session.get(DISCOVERY, headers=bearer(token))
     assert response.status_code == 401
     assert response.is_json
+
+
+def test_unknown_service_is_401_before_404_without_a_token(secure_app, tokens):
+    client = secure_app().test_client()
+    assert_bare_401(client.post("/cds-services/no-such-service", json={}))
+    assert_bare_401(client.post("/cds-services/no-such-service/feedback", json={}))
+    aud = BASE + "/cds-services/no-such-service"
+    assert client.post("/cds-services/no-such-service", json={}, headers=bearer(tokens.make(aud=aud))).status_code == 404
