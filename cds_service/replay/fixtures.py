@@ -28,7 +28,7 @@ SERVICE_BY_HOOK = {"order-sign": ORDER_SIGN, "order-select": ORDER_SELECT}
 FIXTURE_KEYS = {
     "description", "service", "request", "raw_body", "raw_body_base64", "raw_body_bytes",
     "content_type", "method", "fhir", "expect", "generated_from", "recorded_at",
-    "recorded_fhir_server", "tags",
+    "recorded_fhir_server", "tags", "known_issue",
 }
 EXPECT_KEYS = {"status", "decisions", "error_contains", "card_count"}
 CONTRACT_KEYS = (
@@ -58,6 +58,7 @@ class Fixture:
     method: str = "POST"
     fhir: list[dict[str, Any]] | None = None
     expect: dict[str, Any] | None = None
+    known_issue: str | None = None
     document: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -191,6 +192,11 @@ def fixture_from_document(document: Any, path: Path, name: str, today: date) -> 
         raise FixtureError("content_type must be a string")
     expect = _check_expect(document["expect"]) if "expect" in document else None
     description = document.get("description", "")
+    known_issue = document.get("known_issue")
+    if known_issue is not None and (not isinstance(known_issue, str) or not known_issue.strip()):
+        raise FixtureError("known_issue must be a sentence naming the bug")
+    if known_issue is not None and expect is None:
+        raise FixtureError("known_issue needs an expect: the right answer the service does not give yet")
     return Fixture(
         path=path,
         name=name,
@@ -203,6 +209,7 @@ def fixture_from_document(document: Any, path: Path, name: str, today: date) -> 
         method=method,
         fhir=fhir,
         expect=expect,
+        known_issue=known_issue,
         document=document,
     )
 

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from cds_service.replay.runner import Result
 
-OUTCOMES = ("passed", "failed", "error", "unchecked", "written")
+OUTCOMES = ("passed", "failed", "known-issue", "error", "unchecked", "written")
 
 
 class Progress:
@@ -95,6 +95,11 @@ def result_lines(result: Result, show_cards: bool = False) -> list[str]:
         lines.extend(f"  - {fixture.name} · {difference.message()}" for difference in result.differences)
         if result.error:
             lines.append(f"  - {fixture.name}: {result.error}")
+    elif result.outcome == "known-issue":
+        lines.append(f"KNOWN ISSUE {fixture.name}: {fixture.known_issue}")
+        lines.extend(f"  - {fixture.name} · {difference.message()}" for difference in result.differences)
+    elif result.outcome == "passed" and fixture.known_issue:
+        lines.append(f"FIXED? {fixture.name} now passes: remove its known_issue note ({fixture.known_issue})")
     elif result.outcome == "error":
         lines.append(f"ERROR {fixture.name}: {result.error}")
     elif result.outcome in ("unchecked", "written"):
@@ -188,7 +193,7 @@ def junit_xml(results: list[Result], target: str, elapsed_s: float) -> str:
         inner = counts(members)
         suite = ET.SubElement(
             suites, "testsuite", name=category, tests=str(len(members)), failures=str(inner["failed"]),
-            errors=str(inner["error"]), skipped=str(inner["unchecked"]),
+            errors=str(inner["error"]), skipped=str(inner["unchecked"] + inner["known-issue"]),
             time=f"{sum((r.latency_ms or 0) for r in members) / 1000:.3f}",
         )
         ET.SubElement(ET.SubElement(suite, "properties"), "property", name="target", value=target)
@@ -207,6 +212,8 @@ def junit_xml(results: list[Result], target: str, elapsed_s: float) -> str:
                 ET.SubElement(case, "error", message=(result.error or "")[:500], type="error").text = result.error
             elif result.outcome == "unchecked":
                 ET.SubElement(case, "skipped", message="no expectation in the fixture")
+            elif result.outcome == "known-issue":
+                ET.SubElement(case, "skipped", message=f"known issue: {result.fixture.known_issue}"[:500])
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
