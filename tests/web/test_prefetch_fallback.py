@@ -161,8 +161,9 @@ def test_nothing_obtainable_is_412(app, monkeypatch):
     assert "could not be obtained" in response.get_json()["error"]
 
 
-def test_no_therapy_order_needs_no_data(app, client):
-    body = therapy_request()
+def test_no_therapy_order_needs_no_data(app, client, sandbox_request):
+    body = sandbox_request  # a statin order: nothing to code, so missing data does not matter
     body["fhirServer"] = "http://127.0.0.1:9/fhir"
+    body.pop("prefetch")
     response = client.post(SIGN, json=body)
     assert response.status_code == 200 and response.get_json() == {"cards": []}
