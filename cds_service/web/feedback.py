@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Blueprint, Response, current_app, jsonify
 
 from cds_service.ops.calls import observe_feedback
@@ -23,6 +25,11 @@ def post_feedback(service_id: str) -> Response:
     problem = first_error("feedback", body)
     if problem is not None:
         raise ApiError(400, f"feedback does not follow CDS Hooks 2.0: {problem}")
+    for index, item in enumerate(body["feedback"]):
+        try:  # the schema checks the shape; an impossible date (Feb 30, 25:61) would be a 500
+            datetime.fromisoformat(item["outcomeTimestamp"].replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(400, f"feedback[{index}].outcomeTimestamp is not a valid RFC 3339 date-time") from None
     store: Store = current_app.extensions["cds_store"]
     stored = store.add_feedback(service.id, body["feedback"], issuer=caller.iss if caller else None)
     observe_feedback(service.id, body["feedback"])
