@@ -108,3 +108,33 @@ def test_percentile_is_nearest_rank():
     values = [float(v) for v in range(1, 101)]
     assert percentile(values, 50) == 50.0 and percentile(values, 95) == 95.0
     assert percentile([7.0], 95) == 7.0
+
+
+def test_known_issue_is_reported_not_failed_and_a_fix_is_announced(changed, capsys):
+    target, original, decision = changed
+    document = json.loads(target.read_text())
+    document["known_issue"] = "the engine answers differently (test)"
+    target.write_text(json.dumps(document))
+    assert main(["replay", str(target), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"KNOWN ISSUE {target}: the engine answers differently (test)" in out
+    assert "recommendedCode" in out
+    assert [line.split() for line in out.splitlines() if line.startswith("known-issue")] == [["known-issue", "1"]]
+
+    document["expect"]["decisions"][0] = original  # the right answer is now given: say so
+    target.write_text(json.dumps(document))
+    assert main(["replay", str(target), "--no-progress"]) == 0
+    assert f"FIXED? {target} now passes" in capsys.readouterr().out
+
+
+def test_write_expected_leaves_known_issues_and_passing_fixtures_untouched(changed, capsys):
+    target, _, _ = changed
+    ok = target.parent / "ok.json"
+    before_ok = ok.read_text()
+    document = json.loads(target.read_text())
+    document["known_issue"] = "kept as written"
+    target.write_text(json.dumps(document))
+    before = target.read_text()
+    assert main(["replay", str(target.parent), "--no-progress", "--write-expected", "--overwrite"]) == 0
+    assert target.read_text() == before and ok.read_text() == before_ok
+    capsys.readouterr()
