@@ -93,9 +93,15 @@ def make_engine(database_url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-            # WAL lets several gunicorn workers read while one writes.
+            # WAL lets several gunicorn workers read while one writes. synchronous=NORMAL (the
+            # setting SQLite recommends with WAL) syncs at checkpoints instead of at every commit:
+            # the file stays consistent and no commit is lost when the service crashes, only the
+            # last ones on a power cut. With FULL every hook call waited ~2 ms for an fsync while
+            # holding the database's single write lock, which capped all workers together at a
+            # few hundred calls a second. Use PostgreSQL where power-cut durability matters.
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
