@@ -143,3 +143,27 @@ def test_impossible_feedback_timestamp_is_400(client, stamp):
     response = client.post(FEEDBACK, json={"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": stamp}]})
     assert response.status_code == 400
     assert "outcomeTimestamp" in response.get_json()["error"]
+
+
+def test_json_limits_boundaries():
+    from cds_service.security.web import JsonLimitError, check_json_limits
+
+    def nested(depth):
+        value: Any = 1
+        for _ in range(depth):
+            value = [value]
+        return value
+
+    check_json_limits(nested(64))
+    with pytest.raises(JsonLimitError, match="nested deeper than 64"):
+        check_json_limits(nested(65))
+    check_json_limits({"a": list(range(10_000))})
+    with pytest.raises(JsonLimitError, match="more than 10000 items"):
+        check_json_limits({"a": list(range(10_001))})
+    check_json_limits({str(i): i for i in range(2_000)})
+    with pytest.raises(JsonLimitError, match="more than 2000 members"):
+        check_json_limits({str(i): i for i in range(2_001)})
+    with pytest.raises(JsonLimitError, match="more than 1000 values"):
+        check_json_limits([[0] * 500, [0] * 500], max_nodes=1000)
+    for scalar in (None, 1, "x", 1.5, True):
+        check_json_limits(scalar)
