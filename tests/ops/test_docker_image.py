@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 import zipfile
 from pathlib import Path
 
@@ -149,6 +150,9 @@ def test_entry_point_runs_as_in_the_image(db_url, tmp_path):
         assert status == 200, body
         assert json.loads(body)["checks"]["database"]["backend"] == db_url.split(":")[0].split("+")[0]
         assert post_json(base + "/cds-services/radioelement-order-sign", b"{}") == 401  # production: JWT required
+        deadline = time.monotonic() + 20  # /healthz answers as soon as the first worker is up
+        while len(children(process.pid)) < int(env["CDS_WORKERS"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert len(children(process.pid)) == int(env["CDS_WORKERS"])  # gunicorn workers from the env
         healthcheck = subprocess.run(final.exec_form("HEALTHCHECK"), env=env, capture_output=True, timeout=30)
         assert healthcheck.returncode == 0, healthcheck.stderr

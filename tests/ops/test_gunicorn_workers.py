@@ -104,9 +104,9 @@ def test_healthcheck_command(two_workers):
     assert down.returncode == 1 and b"unhealthy" in down.stderr
 
 
-def test_prepare_multiprocess_uses_a_fresh_directory(tmp_path, monkeypatch):
-    monkeypatch.delenv(ops_metrics.MULTIPROC_ENV, raising=False)
+def test_prepare_multiprocess_uses_a_fresh_directory(tmp_path):
     saved = ops_metrics.values.ValueClass
+    saved_env = os.environ.pop(ops_metrics.MULTIPROC_ENV, None)
     try:
         directory, created = ops_metrics.prepare_multiprocess()
         assert created and Path(directory).is_dir() and os.environ[ops_metrics.MULTIPROC_ENV] == directory
@@ -118,5 +118,9 @@ def test_prepare_multiprocess_uses_a_fresh_directory(tmp_path, monkeypatch):
         directory, created = ops_metrics.prepare_multiprocess(str(given))
         assert not created and list(given.iterdir()) == []  # stale files from an earlier run are gone
     finally:
-        monkeypatch.delenv(ops_metrics.MULTIPROC_ENV, raising=False)
+        # Leave this process as it was: in-process metrics for every later test.
+        os.environ.pop(ops_metrics.MULTIPROC_ENV, None)
+        if saved_env is not None:
+            os.environ[ops_metrics.MULTIPROC_ENV] = saved_env
         ops_metrics.values.ValueClass = saved
+    assert ops_metrics.multiprocess_dir() == saved_env
