@@ -64,6 +64,9 @@ class InProcessTransport:
         if settings is None:
             settings = Settings.from_env().with_overrides(
                 database_url=f"sqlite:///{self._directory.name}/replay.sqlite3",
+                # A replay is a test run on this machine: dev rules (the FHIR stand-in is on
+                # 127.0.0.1), no authentication, whatever profile the environment names.
+                profile="dev",
                 auth_enabled=False,
                 record_dir=None,
                 log_level="WARNING",

@@ -138,3 +138,14 @@ def test_write_expected_leaves_known_issues_and_passing_fixtures_untouched(chang
     assert main(["replay", str(target.parent), "--no-progress", "--write-expected", "--overwrite"]) == 0
     assert target.read_text() == before and ok.read_text() == before_ok
     capsys.readouterr()
+
+
+def test_in_process_replay_runs_dev_rules_whatever_the_environment_says(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("CDS_PROFILE", "production")
+    monkeypatch.setenv("CDS_AUTH", "on")
+    fallback = LIBRARY / "fallback" / "ra223-no-prefetch.json"
+    report = tmp_path / "r.json"
+    assert main(["replay", str(fallback), "--no-progress", "--json", str(report)]) == 0
+    [result] = json.loads(report.read_text())["fixtures"]
+    assert result["outcome"] == "passed" and result["fhir_requests"] > 0
+    capsys.readouterr()
