@@ -46,6 +46,13 @@ def _log_format(env: Mapping[str, str]) -> str:
     return value
 
 
+def _discovery_auth(env: Mapping[str, str]) -> bool:
+    raw = env.get("CDS_DISCOVERY_AUTH", "optional").strip().lower() or "optional"
+    if raw not in {"optional", "required"}:
+        raise ConfigError(f"CDS_DISCOVERY_AUTH must be 'optional' or 'required', got {raw!r}")
+    return raw == "required"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration. Build it with :meth:`from_env`; tests use :meth:`with_overrides`."""
@@ -64,6 +71,7 @@ class Settings:
     strict_fhir: bool = False
     record_dir: str | None = None
     log_level: str = "INFO"
+    discovery_token_required: bool = False
     log_format: str = "text"
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -93,6 +101,7 @@ class Settings:
             strict_fhir=_flag(env, "CDS_STRICT_FHIR", False),
             record_dir=(env.get("CDS_RECORD_DIR", "").strip() or None),
             log_level=(env.get("CDS_LOG_LEVEL", "INFO").strip().upper() or "INFO"),
+            discovery_token_required=_discovery_auth(env),
             log_format=_log_format(env),
         )
 

@@ -68,11 +68,20 @@ def assert_bare_401(response):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_discovery_requires_a_valid_token(secure_app, tokens):
-    client = secure_app().test_client()
+def test_discovery_requires_a_valid_token_when_configured(secure_app, tokens):
+    client = secure_app(discovery_token_required=True).test_client()
     assert_bare_401(client.get(DISCOVERY))
     ok = client.get(DISCOVERY, headers=bearer(tokens.make(aud=BASE + DISCOVERY)))
     assert ok.status_code == 200 and ok.get_json()["services"]
+
+
+def test_discovery_without_token_is_open_but_a_sent_token_is_verified(secure_app, tokens):
+    client = secure_app().test_client()
+    assert client.get(DISCOVERY).status_code == 200  # Inferno's default: no JWT on discovery
+    assert_bare_401(client.get(DISCOVERY, headers=bearer(tokens.make(aud=BASE + DISCOVERY + "/other"))))
+    assert_bare_401(client.get(DISCOVERY, headers=bearer("abc.def")))
+    ok = client.get(DISCOVERY, headers=bearer(tokens.make(aud=BASE + DISCOVERY)))
+    assert ok.status_code == 200
 
 
 @pytest.mark.parametrize("alg", ["ES384", "RS384"])
@@ -96,7 +105,7 @@ def test_feedback_requires_a_token_for_the_feedback_url(secure_app, tokens):
 
 
 def test_every_failure_reason_gives_the_identical_response(secure_app, tokens, keys):
-    client = secure_app().test_client()
+    client = secure_app(discovery_token_required=True).test_client()
     now = int(time.time())
     attempts = {
         "missing": {},
@@ -196,7 +205,8 @@ def test_dev_profile_trusts_only_the_real_sandbox_key(tmp_path, tokens, keys):
         headers={"kid": "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f", "jku": SANDBOX_JKU},
     )
     assert_bare_401(client.get(DISCOVERY, headers=bearer(forged)))
-    assert_bare_401(client.get(DISCOVERY))
+    assert_bare_401(client.post(SIGN, json=therapy_request(), headers=bearer(forged)))
+    assert_bare_401(client.post(SIGN, json=therapy_request()))
 
 
 # ---------------------------------------------------------------------------------------------
