@@ -8,9 +8,11 @@ from flask import Flask
 
 from cds_service import engine
 from cds_service.config import Settings
+from cds_service.fhir.parsing import preload_models
 from cds_service.hooks.pipeline import HookHandler
 from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.ops import web as ops_web
+from cds_service.schemas import SCHEMA_FILES, validator
 from cds_service.security.web import install_security
 from cds_service.storage.db import make_engine, metadata as db_metadata, migrate
 from cds_service.storage.records import Store
@@ -33,6 +35,9 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     database = make_engine(settings.database_url)
     migrate(database)
     knowledge = knowledge or load_knowledge()
+    preload_models()  # fhir.resources models and compiled JSON Schemas: built before workers fork
+    for schema in SCHEMA_FILES:
+        validator(schema)
 
     app.extensions["cds_db"] = database
     app.extensions["cds_store"] = Store(database)

@@ -41,6 +41,22 @@ def _model_class(resource_type: str) -> type:
     return getattr(module, resource_type)
 
 
+# The resource types a hook call validates: draft orders, and what the engine reads from the chart.
+CALL_RESOURCE_TYPES = (
+    "ServiceRequest", "MedicationRequest", "Procedure", "Patient", "Condition", "Observation",
+    "DiagnosticReport", "ImagingStudy", "CarePlan", "Coverage", "Encounter", "AdverseEvent",
+    "DocumentReference",
+)
+
+
+def preload_models(resource_types: tuple[str, ...] = CALL_RESOURCE_TYPES) -> None:
+    """Import and build the R4B models now (about 250 ms), so that gunicorn's preloading master
+    does it once and its workers fork with them ready, instead of every worker paying for them
+    on its first calls."""
+    for resource_type in resource_types:
+        _model_class(resource_type)
+
+
 def normalise(resource: Resource) -> Resource:
     """A copy of ``resource`` with the known lenient shapes repaired (single object → list).
 
