@@ -13,6 +13,7 @@ from cds_service.hooks.pipeline import HookHandler
 from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.ops import web as ops_web
 from cds_service.schemas import SCHEMA_FILES, validator
+from cds_service.security.replay import jti_table
 from cds_service.security.web import install_security
 from cds_service.storage.db import make_engine, metadata as db_metadata, migrate
 from cds_service.storage.records import Store
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app.json.compact = True
 
     database = make_engine(settings.database_url)
+    jti_table(db_metadata)  # on the shared metadata first, so migrate creates it under its lock
     migrate(database)
     knowledge = knowledge or load_knowledge()
     preload_models()  # fhir.resources models and compiled JSON Schemas: built before workers fork

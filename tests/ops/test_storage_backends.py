@@ -191,3 +191,45 @@ def test_jti_replay_cache_is_shared_between_replicas(db_url):
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_app_start_creates_every_table_under_the_migration_lock(db_url):
+    """The jti replay table is created by migrate (serialised between replicas), not afterwards."""
+    from sqlalchemy import event
+
+    created_outside: list[str] = []
+    engine_calls = {"in_migrate": False}
+    import cds_service.app as app_module
+
+    real_migrate = app_module.migrate
+
+    def watching_migrate(engine, *args, **kwargs):
+        engine_calls["in_migrate"] = True
+        try:
+            return real_migrate(engine, *args, **kwargs)
+        finally:
+            engine_calls["in_migrate"] = False
+
+    def before_execute(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("CREATE TABLE") and not engine_calls["in_migrate"]:
+            created_outside.append(statement.split("(")[0].strip())
+
+    real_make_engine = app_module.make_engine
+
+    def watched_engine(url):
+        engine = real_make_engine(url)
+        event.listen(engine, "before_cursor_execute", before_execute)
+        return engine
+
+    if "jwt_jti" in metadata.tables:  # as in a fresh process: no app has defined it yet
+        metadata.remove(metadata.tables["jwt_jti"])
+    app_module.migrate, app_module.make_engine = watching_migrate, watched_engine
+    try:
+        app = create_app(Settings(database_url=db_url, auth_enabled=True))
+    finally:
+        app_module.migrate, app_module.make_engine = real_migrate, real_make_engine
+    try:
+        assert "jwt_jti" in inspect(app.extensions["cds_db"]).get_table_names()
+        assert created_outside == []
+    finally:
+        app.extensions["cds_db"].dispose()
