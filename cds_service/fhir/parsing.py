@@ -72,6 +72,36 @@ def normalise(resource: Resource) -> Resource:
     return fixed
 
 
+# Codes with a *required* binding in R4 on the orders this service reads. The R4B models check
+# types but not these value sets, and a misspelt status changes what an order means.
+_REQUIRED_CODES: dict[str, dict[str, frozenset[str]]] = {
+    "ServiceRequest": {
+        "status": frozenset({"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"}),
+        "intent": frozenset({"proposal", "plan", "directive", "order", "original-order", "reflex-order",
+                             "filler-order", "instance-order", "option"}),
+    },
+    "MedicationRequest": {
+        "status": frozenset({"active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped",
+                             "draft", "unknown"}),
+        "intent": frozenset({"proposal", "plan", "order", "original-order", "reflex-order", "filler-order",
+                             "instance-order", "option"}),
+    },
+    "Procedure": {
+        "status": frozenset({"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
+                             "entered-in-error", "unknown"}),
+    },
+}
+
+
+def _code_problems(resource: Resource) -> list[str]:
+    problems = []
+    for element, allowed in _REQUIRED_CODES.get(str(resource.get("resourceType")), {}).items():
+        value = resource.get(element)
+        if value is not None and value not in allowed:
+            problems.append(f"{element}: {value!r} is not one of {', '.join(sorted(allowed))}")
+    return problems
+
+
 def _describe(error: ValidationError) -> list[str]:
     problems = []
     for item in error.errors()[:5]:
@@ -95,6 +125,9 @@ def validate_resource(resource: Any, where: str = "resource") -> Resource:
     except (KeyError, ImportError, AttributeError):
         raise InvalidFhir(where, [f"unknown resourceType {resource_type!r}"]) from None
     fixed = normalise(resource)
+    code_problems = _code_problems(fixed)
+    if code_problems:
+        raise InvalidFhir(f"{where} ({resource_type}/{resource.get('id', '?')})", code_problems)
     try:
         model.model_validate(fixed)
     except ValidationError as error:

@@ -181,3 +181,11 @@ def test_audit_row_written_per_call(app, client):
     assert row["service_id"] == "radioelement-order-sign" and row["status"] == 200
     assert row["duration_ms"] >= 0
     assert "pat-1" not in json.dumps(row, default=str)  # no patient identifiers in the audit trail
+
+
+def test_draft_order_status_outside_its_required_value_set_is_422(client):
+    body = therapy_request()
+    body["context"]["draftOrders"]["entry"][0]["resource"]["status"] = "pending-approval"
+    response = client.post(SIGN, json=body)
+    assert response.status_code == 422
+    assert "status" in response.get_json()["error"] and "pending-approval" in response.get_json()["error"]
