@@ -103,17 +103,35 @@ def _observation_date(resource: Resource) -> date | None:
                       resource.get("effectiveInstant"), resource.get("issued"))
 
 
+_OBSERVATION_GROUPS = ("body-weight", "staging", "performance-status", "disease-status")
+
+
+def _observation_groups(call: HookCall, knowledge: Knowledge) -> dict[str, list[Resource]]:
+    """The patient's live Observations (raw) by evidence group, found in one pass over the chart
+    and kept for the call: each group used to rescan every Observation and recompute its codes."""
+    groups: dict[str, list[Resource]] | None = call.memo.get("observation-groups")
+    if groups is None:
+        groups = {group: [] for group in _OBSERVATION_GROUPS}
+        for resource in call.resources("Observation"):
+            if resource.get("status") in ("entered-in-error", "cancelled") or not for_patient(resource, call.patient_id):
+                continue
+            codes = _codes_of(resource)
+            for group in _OBSERVATION_GROUPS:
+                if any(knowledge.is_evidence(group, s, c) for s, c in codes):
+                    groups[group].append(resource)
+        call.memo["observation-groups"] = groups
+    return groups
+
+
 def _observations(call: HookCall, group: str, knowledge: Knowledge, low: date, high: date,
                   undated_ok: bool = False) -> list[Resource]:
-    def keep(resource: Resource) -> bool:
-        if resource.get("status") in ("entered-in-error", "cancelled"):
-            return False
-        if not any(knowledge.is_evidence(group, s, c) for s, c in _codes_of(resource)):
-            return False
+    """Validated copies of the group's Observations dated within [low, high] (or undated, if allowed)."""
+    chosen = []
+    for resource in _observation_groups(call, knowledge)[group]:
         when = _observation_date(resource)
-        return (when is None and undated_ok) or (when is not None and low <= when <= high)
-
-    return list(_selected(call, "Observation", keep))
+        if (when is None and undated_ok) or (when is not None and low <= when <= high):
+            chosen.append(validate_resource(resource, f"prefetch {reference(resource)}"))
+    return chosen
 
 
 def _weight_kg(call: HookCall, knowledge: Knowledge, day: date) -> float | None:

@@ -54,6 +54,12 @@ class HookCall:
                 grouped.setdefault(resource_type, []).append(resource)
         return {resource_type: tuple(items) for resource_type, items in grouped.items()}
 
+    @cached_property
+    def memo(self) -> dict[str, Any]:
+        """Scratch space for indexes the engine derives from this call once and reads several
+        times (for example Observations by evidence group). Never part of the call's meaning."""
+        return {}
+
     def resources(self, resource_type: str) -> tuple[Resource, ...]:
         """Every prefetched resource of one type, whatever key brought it, without repeats."""
         return self._resources_by_type.get(resource_type, ())
