@@ -21,6 +21,8 @@ import uuid
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
+from cds_service.hooks.catalog import SERVICES_BY_ID
+
 Resource = dict[str, Any]
 
 LOINC = "http://loinc.org"
@@ -263,16 +265,16 @@ def relevant_record(agent: str, today: date) -> dict[str, list[Resource]]:
         observations.append(_observation(
             f"obs-status-{index}", "97509-4", "Cancer disease status", d(days),
             {"valueCodeableConcept": _concept(SNOMED, "271299001", "Patient's condition worsened")}, "survey"))
-    for index, days in enumerate((12, 40, 70, 100, 130, 160)):
+    for index, days in enumerate((12, 40, 70)):
         observations.append(_observation(f"obs-psa-{index}", "2857-1", "Prostate specific Ag [Mass/volume] in Serum or Plasma",
                                          d(days), _quantity(round(48.0 - index * 6.5, 1), "ng/mL")))
+    observations.append(_observation("obs-anc-0", "751-8", "Neutrophils [#/volume] in Blood", d(12),
+                                     _quantity(3.1, "10*3/uL")))
     for index, days in enumerate((12, 40, 70)):
         observations.append(_observation(f"obs-hgb-{index}", "718-7", "Hemoglobin [Mass/volume] in Blood", d(days),
                                          _quantity(11.2 + index * 0.2, "g/dL")))
         observations.append(_observation(f"obs-plt-{index}", "777-3", "Platelets [#/volume] in Blood", d(days),
                                          _quantity(210 - index * 8, "10*3/uL")))
-        observations.append(_observation(f"obs-anc-{index}", "751-8", "Neutrophils [#/volume] in Blood", d(days),
-                                         _quantity(3.1 + index * 0.1, "10*3/uL")))
         observations.append(_observation(f"obs-alp-{index}", "6768-6", "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma",
                                          d(days), _quantity(310 - index * 20, "U/L")))
     reports = [
@@ -326,7 +328,28 @@ def relevant_record(agent: str, today: date) -> dict[str, list[Resource]]:
         "payor": [{"identifier": {"system": "https://cds-service.example.org/payer-id", "value": "medicare"},
                    "display": "Medicare Part B"}],
     }]
+    encounters = [{
+        "resourceType": "Encounter",
+        "id": f"enc-visit-{index}",
+        "status": "finished",
+        "class": _coding(ACT_CODE, "AMB", "ambulatory"),
+        "type": [{"text": "Radiation oncology consultation" if index == 0 else "Medical oncology follow-up"}],
+        "subject": _patient_ref(),
+        "period": {"start": _instant(d(days), 10), "end": _instant(d(days), 11)},
+    } for index, days in enumerate((14, 45, 90))]
+    notes = [{
+        "resourceType": "DocumentReference",
+        "id": f"doc-note-{index}",
+        "status": "current",
+        "type": _concept(LOINC, "11506-3", "Progress note"),
+        "subject": _patient_ref(),
+        "date": _instant(d(days), 12),
+        "content": [{"attachment": {"contentType": "text/plain", "url": f"Binary/note-{index}"}}],
+    } for index, days in enumerate((14, 45))]
     return {
+        "encounters": encounters,
+        "notes": notes,
+        "adverseEvents": [],
         "conditions": conditions,
         "observations": observations,
         "reports": reports,
@@ -374,22 +397,31 @@ def _envelope(hook: str, agent: str, today: date, label: str, prefetch: dict[str
     return {"hook": hook, "hookInstance": hook_instance(label), "context": context, "prefetch": prefetch}
 
 
+def _prefetch(service_id: str, record: dict[str, list[Resource]], today: date) -> dict[str, Any]:
+    """Every prefetch key the service's discovery entry asks for, answered as an EHR would:
+    the two reads as resources, each search as a searchset Bundle (empty when the chart has none)."""
+    prefetch: dict[str, Any] = {}
+    for key, template in SERVICES_BY_ID[service_id].prefetch.items():
+        if key == "patient":
+            prefetch[key] = patient()
+        elif key == "encounter":
+            prefetch[key] = encounter(today)
+        elif "?" in template:
+            prefetch[key] = _bundle(record.get(key, []))
+    return prefetch
+
+
 def order_sign_request(agent: str = "ra223", today: date | None = None, label: str | None = None) -> dict[str, Any]:
     """The typical order-sign call with every prefetch key answered (about 60 resources)."""
     today = today or date.today()
-    record = relevant_record(agent, today)
-    prefetch: dict[str, Any] = {"patient": patient(), "encounter": encounter(today)}
-    prefetch.update({key: _bundle(items) for key, items in record.items()})
+    prefetch = _prefetch(ORDER_SIGN_SERVICE, relevant_record(agent, today), today)
     return _envelope("order-sign", agent, today, label or f"order-sign-{agent}", prefetch)
 
 
 def order_select_request(agent: str = "lu177-psma", today: date | None = None, label: str | None = None) -> dict[str, Any]:
     """order-select for the same patient: only the keys the order-select service prefetches."""
     today = today or date.today()
-    record = relevant_record(agent, today)
-    prefetch: dict[str, Any] = {"patient": patient(), "encounter": encounter(today)}
-    for key in ("conditions", "carePlans", "serviceRequests"):
-        prefetch[key] = _bundle(record[key])
+    prefetch = _prefetch(ORDER_SELECT_SERVICE, relevant_record(agent, today), today)
     return _envelope("order-select", agent, today, label or f"order-select-{agent}", prefetch)
 
 
@@ -467,8 +499,9 @@ def big_chart_request(size: int, agent: str = "ra223", today: date | None = None
     record = relevant_record(agent, today)
     for key, items in filler(size - core, today, seed).items():
         record[key].extend(items)
-    for key, items in record.items():
-        body["prefetch"][key] = _bundle(items)
+    for key in body["prefetch"]:
+        if key in record:
+            body["prefetch"][key] = _bundle(record[key])
     return body
 
 

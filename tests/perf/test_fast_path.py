@@ -14,6 +14,7 @@ import copy
 import json
 import re
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -120,7 +121,23 @@ def _office(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _completed_procedure(body: dict[str, Any]) -> dict[str, Any]:
+    """Charge capture: the therapy was given 30 days ago and is sent as a completed Procedure, so
+    the post-treatment checks (visits, notes, adverse events, response) read the chart too."""
+    entries = body["context"]["draftOrders"]["entry"]
+    order = entries[0]["resource"]
+    given = (date.fromisoformat(order["authoredOn"]) - timedelta(days=30)).isoformat()
+    entries[0]["resource"] = {
+        "resourceType": "Procedure", "id": "proc-therapy", "status": "completed", "code": order["code"],
+        "subject": order["subject"], "encounter": order["encounter"], "performedDateTime": given,
+        "reasonCode": order["reasonCode"], "bodySite": order["bodySite"],
+    }
+    entries[1]["resource"]["basedOn"] = [{"reference": "Procedure/proc-therapy"}]
+    return body
+
+
 CHARTS: dict[str, Callable[[], tuple[str, dict[str, Any]]]] = {
+    "completed-procedure": lambda: (SIGN, _completed_procedure(scenarios.order_sign_request())),
     "ra223-complete": lambda: (SIGN, scenarios.order_sign_request("ra223")),
     "lu177-complete": lambda: (SIGN, scenarios.order_sign_request("lu177-psma")),
     "lu177-order-select": lambda: (SELECT, scenarios.order_select_request("lu177-psma")),
