@@ -29,6 +29,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -223,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per concurrent run")
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (bodies, server logs, databases)")
     args = parser.parse_args(argv)
     plan = make_plan(args)
 
@@ -296,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in servers.values():
             server.stop()
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     load_end = os.getloadavg()
     elapsed = time.perf_counter() - wall_start
 
