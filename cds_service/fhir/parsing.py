@@ -97,8 +97,12 @@ def _code_problems(resource: Resource) -> list[str]:
     problems = []
     for element, allowed in _REQUIRED_CODES.get(str(resource.get("resourceType")), {}).items():
         value = resource.get(element)
-        if value is not None and value not in allowed:
-            problems.append(f"{element}: {value!r} is not one of {', '.join(sorted(allowed))}")
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            problems.append(f"{element}: must be a code (a string)")
+        elif value not in allowed:
+            problems.append(f"{element}: {value[:40]!r} is not one of {', '.join(sorted(allowed))}")
     return problems
 
 

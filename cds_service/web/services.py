@@ -14,7 +14,7 @@ from cds_service.hooks.pipeline import CallOutcome, HookHandler
 from cds_service.ops.calls import observe_call
 from cds_service.replay.recorder import record_request
 from cds_service.storage.records import Store
-from cds_service.web.auth import authenticate
+from cds_service.web.auth import Caller, authenticate
 from cds_service.web.body import json_body
 from cds_service.web.errors import ApiError
 
@@ -38,19 +38,23 @@ def decision_summary(decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @blueprint.post("/cds-services/<service_id>")
 def call_service(service_id: str) -> Response:
+    """Every call, answered or refused, gets its metrics and JSON log line; a call whose body
+    was read also gets its audit row (a caller without a valid token never writes to the database)."""
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
-    caller = authenticate()  # first: an unauthenticated caller learns nothing, not even 404
-    service = find_service(service_id)
-    body = json_body()
-    record_dir = current_app.config["CDS_SETTINGS"].record_dir
-    if record_dir:  # opt-in traffic recording for replay (credentials stripped, never raises)
-        record_request(record_dir, service.id, body)
-    handler: HookHandler = current_app.extensions["cds_handler"]
-    store: Store = current_app.extensions["cds_store"]
+    caller: Caller | None = None
+    service: ServiceDefinition | None = None
+    body: Any = None
     outcome: CallOutcome | None = None
     status, error = 200, None
     try:
+        caller = authenticate()  # first: an unauthenticated caller learns nothing, not even 404
+        service = find_service(service_id)
+        body = json_body()
+        record_dir = current_app.config["CDS_SETTINGS"].record_dir
+        if record_dir:  # opt-in traffic recording for replay (credentials stripped, never raises)
+            record_request(record_dir, service.id, body)
+        handler: HookHandler = current_app.extensions["cds_handler"]
         url_guard = current_app.extensions["cds_url_guard_for"](caller)
         outcome = handler.handle(service, body, url_guard=url_guard)
         return jsonify(outcome.body)
@@ -62,26 +66,35 @@ def call_service(service_id: str) -> Response:
         raise
     finally:
         duration_ms = (time.perf_counter() - started) * 1000
-        hook_instance = body.get("hookInstance") if isinstance(body, dict) else None
-        if isinstance(hook_instance, str) and len(hook_instance) <= 64:
-            row = {
-                "hook_instance": hook_instance,
-                "service_id": service.id,
-                "hook": str(body.get("hook"))[:32],
-                "status": status,
-                "started_at": started_at,
-                "duration_ms": duration_ms,
-                "fetch_ms": outcome.fetch_ms if outcome else None,
-                "engine_ms": outcome.engine_ms if outcome else None,
-                "issuer": caller.iss if caller else None,
-                "fetched_keys": list(outcome.fetched_keys) if outcome else None,
-                "unavailable_keys": sorted(outcome.unavailable) if outcome else None,
-                "decisions": decision_summary(outcome.decisions) if outcome else None,
-                "error": error,
-            }
-            try:
-                store.add_audit(row, outcome.body.get("cards", []) if outcome else ())
-            except Exception:  # the answer matters more to the EHR than our audit row
-                log.exception("could not write the audit row for hook instance %s", hook_instance)
+        if service is not None and body is not None:
+            _audit(service, body, caller, status, error, started_at, duration_ms, outcome)
         # metrics and the one JSON log line per call (no PHI, no tokens): cds_service/ops
-        observe_call(service.id, body, caller.iss if caller else None, status, duration_ms, outcome)
+        observe_call(service.id if service else "unknown", body, caller.iss if caller else None, status,
+                     duration_ms, outcome)
+
+
+def _audit(service: ServiceDefinition, body: Any, caller: Caller | None, status: int, error: str | None,
+           started_at: datetime, duration_ms: float, outcome: CallOutcome | None) -> None:
+    hook_instance = body.get("hookInstance") if isinstance(body, dict) else None
+    if not isinstance(hook_instance, str) or len(hook_instance) > 64:
+        return  # nothing to key the row on; the log line still records the call
+    row = {
+        "hook_instance": hook_instance,
+        "service_id": service.id,
+        "hook": str(body.get("hook"))[:32],
+        "status": status,
+        "started_at": started_at,
+        "duration_ms": duration_ms,
+        "fetch_ms": outcome.fetch_ms if outcome else None,
+        "engine_ms": outcome.engine_ms if outcome else None,
+        "issuer": caller.iss if caller else None,
+        "fetched_keys": list(outcome.fetched_keys) if outcome else None,
+        "unavailable_keys": sorted(outcome.unavailable) if outcome else None,
+        "decisions": decision_summary(outcome.decisions) if outcome else None,
+        "error": error,
+    }
+    store: Store = current_app.extensions["cds_store"]
+    try:
+        store.add_audit(row, outcome.body.get("cards", []) if outcome else ())
+    except Exception:  # the answer matters more to the EHR than our audit row
+        log.exception("could not write the audit row for hook instance %s", hook_instance)

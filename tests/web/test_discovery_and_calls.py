@@ -189,3 +189,23 @@ def test_draft_order_status_outside_its_required_value_set_is_422(client):
     response = client.post(SIGN, json=body)
     assert response.status_code == 422
     assert "status" in response.get_json()["error"] and "pending-approval" in response.get_json()["error"]
+
+
+def test_refused_calls_are_logged_and_invalid_ones_audited(app, client, caplog):
+    caplog.set_level("INFO")
+    body = therapy_request()
+    body["context"]["draftOrders"]["entry"][0]["resource"]["status"] = "bogus"
+    assert client.post(SIGN, json=body).status_code == 422
+    rows = app.extensions["cds_store"].audit_rows(body["hookInstance"])
+    assert [row["status"] for row in rows] == [422]
+    assert client.post("/cds-services/nope", json=body).status_code == 404
+    lines = [r.getMessage() for r in caplog.records if '"event":"cds.call"' in r.getMessage()]
+    assert any('"status":422' in line for line in lines)
+    assert any('"status":404' in line and '"service":"unknown"' in line for line in lines)
+
+
+def test_draft_order_status_of_the_wrong_type_is_422(client):
+    body = therapy_request()
+    body["context"]["draftOrders"]["entry"][0]["resource"]["status"] = ["draft"]
+    response = client.post(SIGN, json=body)
+    assert response.status_code == 422 and "status" in response.get_json()["error"]
