@@ -35,6 +35,10 @@ ORDER_SIGN_PREFETCH: dict[str, str] = {
     "serviceRequests": f"ServiceRequest?patient={PATIENT}&_sort=-authored&_count=100",
     "coverage": f"Coverage?patient={PATIENT}&status=active",
     "encounter": "Encounter/{{context.encounterId}}",
+    # For completed procedures (charge capture): follow-up visits, notes and adverse events.
+    "encounters": f"Encounter?patient={PATIENT}&_sort=-date&_count=100",
+    "notes": f"DocumentReference?patient={PATIENT}&_sort=-date&_count=100",
+    "adverseEvents": f"AdverseEvent?subject=Patient/{PATIENT}",
 }
 
 # order-select gives early, light guidance: the code only, so it needs only what decides the code.
@@ -57,6 +61,9 @@ CHECKS_BY_KEY: Mapping[str, str] = {
     "serviceRequests": "follow-up orders and bundling with other orders",
     "coverage": "payer modifier policy and coverage information",
     "encounter": "encounter setting (modifier 26)",
+    "encounters": "follow-up visits after a completed procedure",
+    "notes": "follow-up notes after a completed procedure",
+    "adverseEvents": "adverse events after a completed procedure",
 }
 
 

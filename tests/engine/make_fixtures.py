@@ -21,7 +21,10 @@ from engine_builders import (  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[2] / "fhir_fixtures" / "engine"
 KEYS = {"Condition": "conditions", "Observation": "observations", "DiagnosticReport": "reports",
-        "Procedure": "procedures", "CarePlan": "carePlans", "Coverage": "coverage", "ServiceRequest": "serviceRequests"}
+        "Procedure": "procedures", "CarePlan": "carePlans", "Coverage": "coverage", "ServiceRequest": "serviceRequests",
+        "Encounter": "encounters", "DocumentReference": "notes", "AdverseEvent": "adverseEvents"}
+# What the service reads after a completed procedure (charge capture): follow-up visits and notes, adverse events.
+POST_KEYS = ("encounters", "notes", "adverseEvents")
 PLEURAL = "Intrapleural instillation of P-32 chromic phosphate"
 DOSE_15 = {"value": 15, "unit": "mCi", "system": "http://unitsofmeasure.org", "code": "mCi"}
 
@@ -47,6 +50,8 @@ def request(name: str, draft: list[dict], chart: list[dict], hook: str = "order-
     # order-select asks only for what decides the code (the catalog's ORDER_SELECT_PREFETCH).
     keys = (("conditions", "carePlans", "serviceRequests") if hook == "order-select" else
             ("conditions", "observations", "reports", "procedures", "carePlans", "serviceRequests", "coverage"))
+    if hook == "order-sign" and any(r["resourceType"] == "Procedure" and r.get("status") == "completed" for r in draft):
+        keys += POST_KEYS  # an EHR fulfils them; empty searchsets where the chart has nothing
     for key in keys:
         prefetch[key] = bundle([r for r in chart if KEYS.get(r["resourceType"]) == key], "searchset")
     if enc is not None:
