@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     warm_until = t0 + args.warmup
     window_start: float | None = None
     window_end: float | None = None
+    cpu_start = cpu_used = 0.0
     hard_stop = t0 + args.warmup + args.duration + args.timeout
     stopping = False
 
@@ -129,11 +130,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             break
         if window_start is None and now >= warm_until and all(c.answers for c in connections):
             window_start = now
+            cpu_start = time.process_time()
         if window_start is not None and window_end is None:
             enough_time = now >= window_start + args.duration
             enough_answers = args.requests and len(latencies) >= args.requests
             if (enough_time or enough_answers) and len(latencies) >= args.min_requests:
                 window_end = now
+                cpu_used = time.process_time() - cpu_start
                 stopping = True
         for key, events in selector.select(timeout=0.05):
             conn: Connection = key.data
@@ -195,6 +198,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "max_ms": (latencies[-1] * 1000) if latencies else 0.0,
         "body_bytes": len(body),
+        "client_cpu_pct": 100 * cpu_used / window if window > 0 else 0.0,  # of one core, while measuring
     }
 
 

@@ -331,11 +331,13 @@ def report(plan: Plan, servers: dict[str, Server], results: dict[str, Any], load
         f"{' '.join(f'{x:.2f}' for x in load_end)} at end; run took {elapsed:.0f} s")
     out("")
     out(f"Concurrent load ({plan.clients} clients)")
-    out(f"{'scenario':<14}{'server':<9}{'body KB':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    out(f"{'scenario':<14}{'server':<9}{'body KB':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'client CPU':>12}")
     concurrent = results["concurrent"]
     for (scenario, target), run in concurrent.items():
         out(f"{scenario:<14}{target:<9}{run['body_bytes'] / 1024:>8.0f}{run['rps']:>10.0f}{run['p50_ms']:>9.2f}"
-            f"{run['p99_ms']:>9.2f}{run['errors']:>8}")
+            f"{run['p99_ms']:>9.2f}{run['errors']:>8}{run['client_cpu_pct']:>11.0f}%")
+    out("(client CPU: what the load generator itself used, in % of one core, while measuring; it shares the 2 cores)")
     out("")
     ratios: dict[str, dict[str, float]] = {}
     for scenario in ("order-sign", "order-select"):
