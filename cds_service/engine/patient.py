@@ -26,6 +26,8 @@ _BAD_VERIFICATION = {"refuted", "entered-in-error"}
 _DONE_STATUSES = {"completed", "in-progress"}
 _LIVE_REQUEST = {"draft", "active", "on-hold", "completed"}
 _WINDOW = 90
+# Encounters that are not a follow-up visit that took place: a planned visit has not happened yet.
+_NOT_A_VISIT = {"planned", "cancelled", "entered-in-error"}
 
 
 def _selected(call: HookCall, resource_type: str, keep: Callable[[Resource], bool]) -> Iterator[Resource]:
@@ -244,7 +246,12 @@ def _setting(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Knowle
     wanted |= {order.encounter_ref for order in orders if order.encounter_ref}
     encounters = [r for r in call.resources("Encounter") if reference(r) in wanted]
     if not encounters and not wanted:
-        encounters = [r for r in call.resources("Encounter") if r.get("status") in ("in-progress", "arrived", "planned")][:1]
+        # Only the current-encounter key may stand in for a missing encounterId: the patient's
+        # other encounters (the `encounters` search, for follow-up evidence) include planned and
+        # unrelated visits that say nothing about where this order is carried out.
+        encounters = [r for r in call.prefetch.get("encounter", ())
+                      if r.get("resourceType") == "Encounter" and for_patient(r, call.patient_id)
+                      and r.get("status") in ("in-progress", "arrived", "planned")][:1]
     for raw in encounters:
         encounter = validate_resource(raw, f"prefetch {reference(raw)}")
         place = [code for s, code in code_keys(*as_list(encounter.get("type")), encounter.get("serviceType"),
@@ -307,10 +314,11 @@ def patient_facts(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: K
                                    lambda r: first_date(r.get("date"), r.get("detected"), r.get("recordedDate"))),
         follow_up_visit_dates=_dated(call, "Encounter", first + timedelta(days=1), high,
                                      lambda r: first_date(r.get("period")),
-                                     lambda r: r.get("status") not in ("cancelled", "entered-in-error"))
+                                     lambda r: r.get("status") not in _NOT_A_VISIT)
         + _dated(call, "DocumentReference", first + timedelta(days=1), high,
                  lambda r: first_date(r.get("date"), (r.get("context") or {}).get("period")),
-                 lambda r: any(knowledge.is_evidence("progress-note", s, c) for s, c in code_keys(r.get("type")))),
+                 lambda r: r.get("status") != "entered-in-error" and r.get("docStatus") != "entered-in-error"
+                 and any(knowledge.is_evidence("progress-note", s, c) for s, c in code_keys(r.get("type")))),
         care_plans=_care_plans(call, orders, conditions, knowledge),
         follow_up_orders=_follow_up_orders(call, knowledge),
         history=_history(call, orders, knowledge, first - timedelta(days=knowledge.global_lookback_days), last),

@@ -211,6 +211,12 @@ def coverage(rid: str = "cov-1", payer: str = "Acme Health", identifier: str | N
     }
 
 
+def progress_note(rid: str, offset: int, loinc: str = "11506-3", status: str = "current") -> Resource:
+    return {"resourceType": "DocumentReference", "id": rid, "status": status, "type": concept(LOINC, loinc),
+            "subject": {"reference": f"Patient/{PATIENT}"}, "date": f"{day(offset)}T10:00:00Z",
+            "content": [{"attachment": {"contentType": "text/plain", "data": "Rm9sbG93LXVw"}}]}
+
+
 def adverse_event(rid: str, offset: int) -> Resource:
     return {"resourceType": "AdverseEvent", "id": rid, "actuality": "actual",
             "subject": {"reference": f"Patient/{PATIENT}"}, "date": day(offset)}
@@ -226,10 +232,14 @@ _KEYS = {
 
 def hook_call(draft: Iterable[Resource], chart: Iterable[Resource] = (), *, hook: str = "order-sign",
               selections: Iterable[str] = (), unavailable: dict[str, str] | None = None,
-              encounter_id: str | None = None, today: date = TODAY) -> HookCall:
+              encounter_id: str | None = None, today: date = TODAY,
+              keyed: dict[str, Iterable[Resource]] | None = None) -> HookCall:
+    """``chart`` goes under the usual key of each resource type; ``keyed`` under the keys given."""
     prefetch: dict[str, list[Resource]] = {}
     for resource in chart:
         prefetch.setdefault(_KEYS[resource["resourceType"]], []).append(resource)
+    for key, resources in (keyed or {}).items():
+        prefetch.setdefault(key, []).extend(resources)
     return HookCall(
         service_id="radioelement-order-sign" if hook == "order-sign" else "radioelement-order-select",
         hook=hook, hook_instance="00000000-0000-4000-8000-000000000000", patient_id=PATIENT,

@@ -6,7 +6,7 @@ import pytest
 
 from engine_builders import (
     SNOMED, adverse_event, bone_chart, care_plan, concept, condition, encounter, imaging_report, lung_chart,
-    medication_request, observation, only_decision, procedure_order, run, service_request,
+    medication_request, observation, only_decision, procedure_order, progress_note, run, service_request,
 )
 
 PLEURAL = "Intrapleural instillation of P-32 chromic phosphate"
@@ -123,3 +123,57 @@ def test_draft_orders_never_ask_for_post_procedure_keys():
 def test_follow_up_notes_only_for_77750():
     post = done(cpt="79200")
     assert "follow-up-notes" not in missing(post, lung_chart(follow_up=False))
+
+
+# --- post-procedure evidence under the service's own prefetch keys (encounters, notes, adverseEvents)
+
+def post_missing(draft, chart=(), **keyed):
+    return only_decision(run(draft, chart, keyed=keyed))["missingDocumentation"]
+
+
+def test_follow_up_visit_from_the_encounters_key_satisfies_follow_up_notes():
+    ra = [procedure_order(cpt="77750", text="Radium-223 dichloride infusion", reason=["C61", "C79.51"])]
+    assert "follow-up-notes" in post_missing(ra, bone_chart(), encounters=[], notes=[], adverseEvents=[])
+    visit = encounter("enc-fu", "AMB", status="finished", offset=40)
+    assert "follow-up-notes" not in post_missing(ra, bone_chart(), encounters=[visit], notes=[], adverseEvents=[])
+
+
+def test_a_planned_or_same_day_encounter_is_not_a_follow_up_visit():
+    ra = [procedure_order(cpt="77750", text="Radium-223 dichloride infusion", reason=["C61", "C79.51"])]
+    planned = encounter("enc-planned", "AMB", status="planned", offset=40)
+    same_day = encounter("enc-treatment", "AMB", status="finished", offset=0)
+    assert "follow-up-notes" in post_missing(ra, bone_chart(), encounters=[planned, same_day], notes=[])
+
+
+def test_progress_note_from_the_notes_key_satisfies_follow_up_notes():
+    ra = [procedure_order(cpt="77750", text="Radium-223 dichloride infusion", reason=["C61", "C79.51"])]
+    assert "follow-up-notes" not in post_missing(ra, bone_chart(), encounters=[], notes=[progress_note("n-1", 40)])
+    # not a progress note, an entered-in-error note, or a note outside the 90 days: no evidence
+    others = [progress_note("n-2", 40, loinc="34133-9"), progress_note("n-3", 40, status="entered-in-error"),
+              progress_note("n-4", 120)]
+    assert "follow-up-notes" in post_missing(ra, bone_chart(), encounters=[], notes=others)
+
+
+def test_adverse_event_from_the_adverse_events_key_satisfies_adverse_events():
+    assert "adverse-events" in post_missing(done(), lung_chart(), adverseEvents=[])
+    assert "adverse-events" not in post_missing(done(), lung_chart(), adverseEvents=[adverse_event("ae-1", 12)])
+    assert "adverse-events" in post_missing(done(), lung_chart(), adverseEvents=[adverse_event("ae-old", -30)])
+
+
+def test_keys_that_could_not_be_had_are_not_claimed_as_gaps():
+    ra = [procedure_order(cpt="77750", text="Radium-223 dichloride infusion", reason=["C61", "C79.51"])]
+    unavailable = {"encounters": "not prefetched", "notes": "not prefetched", "adverseEvents": "not prefetched"}
+    got = only_decision(run(ra, bone_chart(), unavailable=unavailable))["missingDocumentation"]
+    assert not {"follow-up-notes", "adverse-events"} & set(got)
+
+
+def test_the_patients_other_encounters_do_not_decide_the_setting():
+    # Without an encounterId, a planned hospital visit found by the `encounters` search is not
+    # where this order is carried out: no modifier 26 from it.
+    draft = [service_request(cpt="77750", text="Radium-223 dichloride infusion", reason=["C61", "C79.51"]),
+             medication_request(text="Xofigo", rxnorm="1424214", dose=(55, "kBq/kg"))]
+    planned_inpatient = encounter("enc-later", "IMP", status="planned", offset=20)
+    got = only_decision(run(draft, bone_chart(), keyed={"encounters": [planned_inpatient]}))
+    assert got["modifiers"] == []
+    # the same encounter sent as the current encounter still decides it
+    assert only_decision(run(draft, bone_chart() + [planned_inpatient]))["modifiers"] == ["26"]
