@@ -131,6 +131,10 @@ def _code_detail(decision: Decision, knowledge: Knowledge) -> str:
                      + (f" ({ordered.descriptor})" if ordered else "") + ".")
     if choice.uncertain:
         lines.append(f"Not on the order: {choice.uncertain}; confirm it before billing.")
+    if order.applicator and not order.applicator_insertion and info and info.kind == "sealed":
+        insertion = knowledge.applicators[order.applicator].code
+        lines.append(f"The {order.applicator.replace('-', ' ')} applicator is only the delivery device of this "
+                     f"treatment; its insertion is a separate order and claim line (CPT {insertion}).")
     if choice.alternatives:
         alts = "; ".join(f"CPT {c} ({knowledge.codes[c].descriptor})" for c in choice.alternatives if c in knowledge.codes)
         lines.append(f"Alternatives: {alts}.")

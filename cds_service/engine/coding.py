@@ -141,7 +141,7 @@ def choose_code(order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge
     """The recommended CPT code and its alternatives, following design §3 in order."""
     if order.electronic:
         choice = _choose_electronic(order)
-    elif order.applicator:
+    elif order.applicator and order.applicator_insertion:
         code = knowledge.applicators[order.applicator].code
         others = tuple(a.code for a in knowledge.applicators.values() if a.code != code)
         choice = CodeChoice(code, others, f"insertion of the {order.applicator.replace('-', ' ')} applicator only")

@@ -39,7 +39,8 @@ class TherapyOrder:
     has_reason: bool = False
     reason_codes: tuple[CodeKey, ...] = ()
     reason_refs: tuple[str, ...] = ()
-    applicator: str | None = None
+    applicator: str | None = None  # the gynaecologic applicator the order names (the device)
+    applicator_insertion: bool = False  # the order is that applicator's insertion (step 2), not a treatment through it
     electronic: bool = False
     sealed: bool = False
     dose_rate: str | None = None

@@ -18,7 +18,7 @@ from cds_service.engine.facts import TherapyOrder
 from cds_service.engine.fhirdata import (
     Resource, as_list, code_keys, first_date, ref_target, reference, refs, texts,
 )
-from cds_service.knowledge.model import Knowledge
+from cds_service.knowledge.model import CodeInfo, CodeKey, Knowledge
 
 _COUNT = re.compile(r"(\d+)\s*(?:channels?|sources?|seeds?|catheters?|needles?|dwell positions?)", re.IGNORECASE)
 _LESIONS = re.compile(r"(\d+)\s*lesions?", re.IGNORECASE)
@@ -245,6 +245,35 @@ def _modifiers(resource: Resource) -> tuple[str, ...]:
     return tuple(dict.fromkeys(code for code in found if code in MODIFIER_CODES))
 
 
+def _applicator_insertion(applicator: str | None, ordered_info: CodeInfo | None, keys: list[CodeKey], text: str,
+                          treatment: bool, knowledge: Knowledge) -> bool:
+    """Is the order the insertion of its applicator (decision step 2), rather than a treatment
+    delivered through it?
+
+    A coder bills a tandem-and-ovoid day as two lines from two orders: the insertion (57155,
+    57156, 58346) and the source treatment (77761-77772). So a treatment order that names the
+    applicator it runs through ("HDR via tandem and ring, 3 channels") is not an insertion.
+    Judgement, in this order: the ordered code says which of the two the order is (an applicator
+    code, or an active sealed-source code); then a coded insertion procedure; then the wording
+    ("already in place" beats "placed"); an order that names only the applicator, with no source,
+    dose rate or count, is its insertion.
+    """
+    if applicator is None:
+        return False
+    if ordered_info is not None and not ordered_info.deleted:
+        if ordered_info.kind == "applicator":
+            return True
+        if ordered_info.kind == "sealed":
+            return False
+    if any(knowledge.is_evidence("applicator-insertion", s, c) for s, c in keys):
+        return True
+    if knowledge.in_place_text.search(text):
+        return False
+    if knowledge.insertion_text.search(text):
+        return True
+    return not treatment
+
+
 def _build(procedure: _Candidate | None, medication: _Candidate | None, today: date, knowledge: Knowledge,
            weight_kg: float | None) -> TherapyOrder:
     primary = (procedure or medication).resource  # type: ignore[union-attr]
@@ -276,12 +305,18 @@ def _build(procedure: _Candidate | None, medication: _Candidate | None, today: d
 
     hdr = any(knowledge.is_evidence("hdr-modality", s, c) for s, c in keys) or bool(knowledge.hdr_text.search(text))
     ldr = any(knowledge.is_evidence("ldr-modality", s, c) for s, c in keys) or bool(knowledge.ldr_text.search(text))
+    count = _count(primary, text)
     electronic = (agent is not None and agent.carrier == "electronic") or (
         ordered_info is not None and ordered_info.kind == "electronic")
+    # A source treatment is described: a sealed source, a dose rate, or a channel/source count.
+    treatment = (agent is not None and agent.carrier == "sealed-source") or hdr or ldr or count is not None
+    insertion = _applicator_insertion(applicator, ordered_info, keys, text, treatment, knowledge)
     sealed = (agent is not None and agent.carrier == "sealed-source") or (
         agent is None and not electronic
         and ((ordered_info is not None and ordered_info.kind == "sealed") or hdr or ldr
-             or bool(knowledge.sealed_text.search(text))))
+             or bool(knowledge.sealed_text.search(text))
+             # an applicator that is only the delivery device carries a sealed source
+             or (applicator is not None and not insertion)))
     dose_rate = agent.dose_rate if agent and agent.dose_rate else ("hdr" if hdr else "ldr" if ldr else None)
 
     reason_values = [v for resource in members for v in as_list(resource.get("reasonCode"))]
@@ -309,10 +344,11 @@ def _build(procedure: _Candidate | None, medication: _Candidate | None, today: d
         reason_codes=code_keys(*reason_values),
         reason_refs=reason_refs,
         applicator=applicator,
+        applicator_insertion=insertion,
         electronic=electronic,
         sealed=sealed,
         dose_rate=dose_rate,
-        count=_count(primary, text),
+        count=count,
         lesion_cm=float(size.group(1)) if size else None,
         lesions=int(lesions.group(1)) if lesions else None,
         complications_documented=bool(primary.get("complication") or primary.get("complicationDetail")),

@@ -418,6 +418,8 @@ def _load_evidence(data: dict[str, Any], checks: _Checks) -> dict[str, Any]:
         "sealed_text": text_pattern("sealed_text"),
         "hdr_text": text_pattern("hdr_text"),
         "ldr_text": text_pattern("ldr_text"),
+        "insertion_text": text_pattern("insertion_text"),
+        "in_place_text": text_pattern("in_place_text"),
     }
 
 

@@ -169,6 +169,8 @@ class Knowledge:
     sealed_text: re.Pattern[str]
     hdr_text: re.Pattern[str]
     ldr_text: re.Pattern[str]
+    insertion_text: re.Pattern[str]
+    in_place_text: re.Pattern[str]
     doc_items: Mapping[str, DocItem]
     doc_by_kind: Mapping[str, DocRule]
     doc_by_code: Mapping[str, DocRule]

@@ -129,6 +129,32 @@ def test_applicator_insertion(text, code):
     assert got["modifiers"] == [] and got["supply"] == []
 
 
+@pytest.mark.parametrize("cpt, text, quantity, code", [
+    # a treatment through an applicator already there is the treatment, not the insertion
+    (None, "HDR Ir-192 intracavitary brachytherapy via tandem and ring", {"value": 3, "unit": "channels"}, "77771"),
+    (None, "HDR brachytherapy via vaginal cylinder, 1 channel", None, "77770"),
+    ("77771", "Tandem and ovoids HDR brachytherapy", None, "77771"),
+    (None, "Brachytherapy through the tandem and ovoids already in place, 3 channels", None, "77771"),
+    (None, "HDR brachytherapy via tandem and ovoids previously inserted, 3 channels", None, "77771"),
+    # the insertion: by the ordered code, by the wording, or an order naming only the applicator
+    ("57155", "Tandem and ovoids for HDR brachytherapy, 3 channels", None, "57155"),
+    (None, "Placement of tandem and ring for HDR brachytherapy", None, "57155"),
+    (None, "Insertion of vaginal cylinder for HDR brachytherapy", None, "57156"),
+    (None, "Tandem and ovoids, brachytherapy", None, "57155"),
+])
+def test_applicator_insertion_or_treatment_through_it(cpt, text, quantity, code):
+    got = decision_for([service_request(cpt=cpt, text=text, reason=["C53.9"], quantity=quantity,
+                                        body_site={"text": "uterine cervix"})])
+    assert got["recommendedCode"] == code
+
+
+def test_treatment_through_an_applicator_names_the_separate_insertion_on_the_card():
+    guidance = run([service_request(cpt=None, text="HDR Ir-192 brachytherapy via tandem and ring, 3 channels",
+                                    reason=["C53.9"], body_site={"text": "cervix"})])
+    assert only_decision(guidance)["recommendedCode"] == "77771"
+    assert "CPT 57155" in guidance.cards[0]["detail"]
+
+
 @pytest.mark.parametrize("text, quantity, code", [
     ("HDR Ir-192 intracavitary brachytherapy", {"value": 3, "unit": "channels"}, "77771"),
     ("HDR Ir-192 interstitial brachytherapy", {"value": 1, "unit": "channel"}, "77770"),
