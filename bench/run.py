@@ -185,6 +185,18 @@ def memory(pid: int) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a server's master and workers so far."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def loadgen(port: int, path: str, body_file: Path, connections: int, warmup: float, duration: float,
             requests: int = 0, min_requests: int = 1) -> dict[str, Any]:
     command = [sys.executable, str(HERE / "loadgen.py"), "--port", str(port), "--path", path, "--body", str(body_file),
@@ -278,8 +290,11 @@ def main(argv: list[str] | None = None) -> int:
 
         for scenario, path, file in (("order-sign", SIGN_PATH, sign_file), ("order-select", SELECT_PATH, select_file)):
             for target in ("floor", "service"):
-                results["concurrent"][(scenario, target)] = loadgen(
-                    servers[target].port, path, file, plan.clients, plan.warmup, plan.duration)
+                pid = servers[target].process.pid
+                cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
+                run = loadgen(servers[target].port, path, file, plan.clients, plan.warmup, plan.duration)
+                run["server_cpu_pct"] = 100 * (cpu_seconds(pid) - cpu_before) / (time.perf_counter() - wall_before)
+                results["concurrent"][(scenario, target)] = run
 
         for size in plan.sizes:
             for mode, target in (("fast", "service"), ("strict", "strict"), ("floor", "floor")):
@@ -332,12 +347,13 @@ def report(plan: Plan, servers: dict[str, Server], results: dict[str, Any], load
     out("")
     out(f"Concurrent load ({plan.clients} clients)")
     out(f"{'scenario':<14}{'server':<9}{'body KB':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-        f"{'client CPU':>12}")
+        f"{'server CPU':>12}{'client CPU':>12}")
     concurrent = results["concurrent"]
     for (scenario, target), run in concurrent.items():
         out(f"{scenario:<14}{target:<9}{run['body_bytes'] / 1024:>8.0f}{run['rps']:>10.0f}{run['p50_ms']:>9.2f}"
-            f"{run['p99_ms']:>9.2f}{run['errors']:>8}{run['client_cpu_pct']:>11.0f}%")
-    out("(client CPU: what the load generator itself used, in % of one core, while measuring; it shares the 2 cores)")
+            f"{run['p99_ms']:>9.2f}{run['errors']:>8}{run['server_cpu_pct']:>11.0f}%{run['client_cpu_pct']:>11.0f}%")
+    out("(CPU in % of one core: the server's master and workers over the whole run, warm-up included; the load")
+    out(" generator itself while measuring. Both share the machine's cores.)")
     out("")
     ratios: dict[str, dict[str, float]] = {}
     for scenario in ("order-sign", "order-select"):
