@@ -98,10 +98,14 @@ def decide(order: TherapyOrder, patient: PatientFacts, other_codes: Iterable[str
 
 def decide_all(orders: tuple[TherapyOrder, ...], other_codes: tuple[str, ...], patient: PatientFacts,
                knowledge: Knowledge) -> tuple[Decision, ...]:
-    """Decide every order; each is checked for bundling against the others' recommended codes
-    and against the CPT codes of the non-therapy orders signed with it."""
-    choices = {order.reference: choose_code(order, patient, knowledge).code for order in orders}
+    """Decide every order; each is checked for bundling against the others' recommended codes,
+    the codes they carry as ordered, and the CPT codes of the non-therapy orders signed with it."""
+    billed: dict[str, list[str]] = {}
+    for order in orders:
+        recommended = choose_code(order, patient, knowledge).code
+        billed[order.reference] = [recommended] + (
+            [order.ordered_code] if order.ordered_code and order.ordered_code != recommended else [])
     return tuple(
-        decide(order, patient, [code for ref, code in choices.items() if ref != order.reference] + list(other_codes),
-               knowledge)
+        decide(order, patient, [code for ref, codes in billed.items() if ref != order.reference for code in codes]
+               + list(other_codes), knowledge)
         for order in orders)

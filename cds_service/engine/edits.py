@@ -61,12 +61,20 @@ def global_period(order: TherapyOrder, patient: PatientFacts, knowledge: Knowled
 
 def bundling(code: str, order: TherapyOrder, other_codes: Iterable[str], patient: PatientFacts,
              knowledge: Knowledge) -> Warning | None:
-    """The recommended code paired with a code that must not be billed with it on the same day."""
+    """A code this order would bill paired with one that must not be billed with it on the same day.
+
+    This order bills its recommended code, or the code it carries until someone accepts the
+    suggestion; ``other_codes`` holds the same for the orders signed with it. A second order
+    carrying 79101 for the infusion a 77750 order already pays for is flagged on both, whatever
+    each would be recoded to.
+    """
     same_day = [past.code for past in patient.history if past.when == order.when]
-    for other in list(other_codes) + same_day:
-        reason = knowledge.bundling.get((code, other)) or knowledge.bundling.get((other, code))
-        if reason:
-            return Warning("bundling-conflict", f"CPT {code} with CPT {other}: {reason}.")
+    own = [code] + ([order.ordered_code] if order.ordered_code and order.ordered_code != code else [])
+    for mine in own:
+        for other in list(other_codes) + same_day:
+            reason = knowledge.bundling.get((mine, other)) or knowledge.bundling.get((other, mine))
+            if reason:
+                return Warning("bundling-conflict", f"CPT {mine} with CPT {other}: {reason}.")
     return None
 
 

@@ -177,3 +177,11 @@ def test_the_patients_other_encounters_do_not_decide_the_setting():
     assert got["modifiers"] == []
     # the same encounter sent as the current encounter still decides it
     assert only_decision(run(draft, bone_chart() + [planned_inpatient]))["modifiers"] == ["26"]
+
+
+def test_a_plain_iv_in_the_order_text_states_the_route():
+    lutathera = [medication_request(text="Lutathera 7.4 GBq IV over 30 minutes", route=None, reason=["C7A.010"])]
+    assert "route" not in missing(lutathera, [condition("c-1", "C7A.010")])
+    roman = [medication_request(text="Lutathera 7.4 GBq for stage IV neuroendocrine tumour", route=None,
+                                reason=["C7A.010"])]
+    assert "route" in missing(roman, [condition("c-1", "C7A.010")])

@@ -98,3 +98,13 @@ def test_checks_that_could_not_run_are_not_claimed():
     guidance = run(draft, [condition("c-2", "J91.0")], unavailable={"conditions": "timeout"})
     assert "diagnosis-sequencing" not in only_decision(guidance)["warnings"]
     assert "diagnosis" not in only_decision(guidance)["missingDocumentation"]
+
+
+def test_bundling_conflict_with_the_code_another_order_carries():
+    # A second order carrying 79101 for the infusion the 77750 order pays for: flagged on both,
+    # even though that second order, read alone (IV, follow-up on file), would be recoded to 77750.
+    draft = RA223 + [service_request("sr-2", "79101", "Radiopharmaceutical therapy, IV", reason=())]
+    decisions = {d["order"]: d for d in run(draft, bone_chart()).decisions}
+    assert decisions["ServiceRequest/sr-2"]["recommendedCode"] == "77750"
+    assert "bundling-conflict" in decisions["ServiceRequest/sr-1"]["warnings"]
+    assert "bundling-conflict" in decisions["ServiceRequest/sr-2"]["warnings"]

@@ -104,3 +104,26 @@ def test_a_code_claimed_by_two_agents_is_refused(data_copy):
     edit(data_copy / "agents.toml", 'snomed = ["125701003"]', 'snomed = ["724024003"]')
     with pytest.raises(KnowledgeError, match="snomed code 724024003 is already used by 'ra223'"):
         load_knowledge(data_copy)
+
+
+@pytest.mark.parametrize("text, route", [
+    ("Lutathera 7.4 GBq IV over 30 minutes", "intravenous"),
+    ("give i.v. over 1 minute", "intravenous"),
+    ("I.V. push", "intravenous"),
+    ("IVPB over 30 min", "intravenous"),
+    ("slow IV-push", "intravenous"),
+    ("(IV)", "intravenous"),
+    ("Stage IV prostate cancer", None),
+    ("stage IVB", None),
+    ("grade IV, cycle IV", None),
+    ("ivory; naive; survival", None),
+    ("150 mCi PO once", "oral"),
+    ("p.o. with water", "oral"),
+    ("per os", "oral"),
+    ("PO4 buffer", None),
+    ("Y-90 SIRT to the right lobe", "intra-arterial"),
+    ("TARE, segment 7", "intra-arterial"),
+    ("stage IA", None),
+])
+def test_route_words_are_whole_tokens(knowledge, text, route):
+    assert knowledge.route_matcher.text(text) == route
