@@ -11,7 +11,6 @@ from datetime import timedelta
 
 from cds_service.engine.facts import PatientFacts, TherapyOrder
 from cds_service.engine.coding import FOLLOW_UP_DAYS, follow_up_evidenced
-from cds_service.engine.edits import indication_met
 from cds_service.knowledge.model import Knowledge
 
 # Which prefetch keys each documentation key depends on (design §2 key names).
@@ -59,7 +58,9 @@ def satisfied(key: str, order: TherapyOrder, patient: PatientFacts, knowledge: K
     before = when - timedelta(days=FOLLOW_UP_DAYS)
     after = when + timedelta(days=FOLLOW_UP_DAYS)
     if key == "diagnosis":
-        return bool(patient.malignant) or indication_met(order, patient, knowledge) is True
+        # Design §4: an active Condition with a malignant neoplasm code. A labelled-indication match
+        # is not enough: J91.0 and R18.0 are manifestations and support the indication only.
+        return bool(patient.malignant)
     if key == "indication":
         return order.has_reason
     if key == "staging":

@@ -185,3 +185,28 @@ def test_a_plain_iv_in_the_order_text_states_the_route():
     roman = [medication_request(text="Lutathera 7.4 GBq for stage IV neuroendocrine tumour", route=None,
                                 reason=["C7A.010"])]
     assert "route" in missing(roman, [condition("c-1", "C7A.010")])
+
+
+def test_diagnosis_needs_a_malignant_neoplasm_on_file_not_a_manifestation():
+    # P-32 colloid is labelled for malignant ascites (R18.0), but R18.0 is the manifestation:
+    # the indication may match, the cancer diagnosis is still missing.
+    ascites = [service_request(text="Intraperitoneal instillation of chromic phosphate P-32", quantity=DOSE,
+                               reason=["R18.0"])]
+    assert "diagnosis" in missing(ascites, [condition("c-9", "R18.0")])
+    assert "diagnosis" in missing(pleural(reason=["J91.0"]), [condition("c-2", "J91.0")])
+    # a malignant code only as the order's reason is the indication, not a Condition on file
+    assert "diagnosis" in missing(pleural(reason=["C34.90"]), [])
+    assert "diagnosis" not in missing(ascites, [condition("c-9", "R18.0"), condition("c-1", "C56.9")])
+
+
+@pytest.mark.parametrize("chart", [
+    [condition("c-1", "C7A.010")],                        # malignant neuroendocrine tumour
+    [condition("c-1", "D45")],                            # polycythaemia vera, classed as malignant
+    [condition("c-1", snomed="363346000")],               # SNOMED malignant neoplastic disease
+])
+def test_diagnosis_satisfied_by_any_malignant_neoplasm_code(chart):
+    assert "diagnosis" not in missing(pleural(reason=["J91.0"]), chart)
+
+
+def test_an_inactive_cancer_does_not_satisfy_diagnosis():
+    assert "diagnosis" in missing(pleural(), [condition("c-1", "C34.90", status="resolved")])
