@@ -91,9 +91,22 @@ def indication_mismatch(order: TherapyOrder, patient: PatientFacts, knowledge: K
     return None
 
 
+def reason_icd_codes(order: TherapyOrder, patient: PatientFacts) -> list[str]:
+    """The order's ICD-10-CM reasons in the order it lists them: its reasonCode entries, then the
+    Conditions its reasonReference entries point at (as found on file). A diagnosis given by
+    reference is the same diagnosis as one given by code."""
+    codes = [code for system, code in order.reason_codes if system == "icd10cm"]
+    by_reference = {condition.reference: condition for condition in patient.conditions}
+    for ref in order.reason_refs:
+        condition = by_reference.get(ref)
+        if condition is not None:
+            codes.extend(code for system, code in condition.codes if system == "icd10cm")
+    return codes
+
+
 def diagnosis_sequencing(order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> Warning | None:
     """J91.0 and R18.0 say "code first the underlying neoplasm": never alone, never listed first."""
-    reason_icd = [code for system, code in order.reason_codes if system == "icd10cm"]
+    reason_icd = reason_icd_codes(order, patient)
     on_file = {code for system, code in patient.condition_codes if system == "icd10cm"} | set(reason_icd)
     manifestations = sorted(code for code in on_file if code in knowledge.sequencing_codes)
     if not manifestations:

@@ -108,3 +108,17 @@ def test_bundling_conflict_with_the_code_another_order_carries():
     assert decisions["ServiceRequest/sr-2"]["recommendedCode"] == "77750"
     assert "bundling-conflict" in decisions["ServiceRequest/sr-1"]["warnings"]
     assert "bundling-conflict" in decisions["ServiceRequest/sr-2"]["warnings"]
+
+
+def test_diagnosis_sequencing_is_the_same_for_reason_codes_and_reason_references():
+    chart = lung_chart()  # c-1 C34.90, c-2 J91.0
+    by_code_first = [service_request(text=PLEURAL, reason=["J91.0", "C34.90"])]
+    by_ref_first = [service_request(text=PLEURAL, reason=(), reason_refs=["Condition/c-2", "Condition/c-1"])]
+    assert "diagnosis-sequencing" in warnings(by_code_first, chart)
+    assert "diagnosis-sequencing" in warnings(by_ref_first, chart)
+    by_ref_right = [service_request(text=PLEURAL, reason=(), reason_refs=["Condition/c-1", "Condition/c-2"])]
+    assert "diagnosis-sequencing" not in warnings(by_ref_right, chart)
+    # J91.0 alone by reference, no cancer on file: the same warning as J91.0 alone by code
+    effusion_only = [condition("c-2", "J91.0")]
+    assert "diagnosis-sequencing" in warnings([service_request(text=PLEURAL, reason=(), reason_refs=["Condition/c-2"])],
+                                              effusion_only)
