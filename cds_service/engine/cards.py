@@ -43,6 +43,7 @@ _WARNING_TOPIC = {
     "bundling-conflict": "claim",
     "diagnosis-sequencing": "claim",
     "indication-mismatch": "off-guideline",
+    "modifier-not-applicable": "claim",
 }
 _WARNING_TITLE = {
     "deleted-code": "Deleted CPT code on the order",
@@ -50,6 +51,7 @@ _WARNING_TITLE = {
     "bundling-conflict": "Codes that must not be billed together",
     "diagnosis-sequencing": "Diagnosis sequencing",
     "indication-mismatch": "Diagnosis does not match the agent's labelled indication",
+    "modifier-not-applicable": "Modifier 26/TC does not apply to this code",
 }
 
 
@@ -141,9 +143,6 @@ def _code_detail(decision: Decision, knowledge: Knowledge) -> str:
     if decision.modifiers:
         lines.append(f"Modifier {', '.join(decision.modifiers)}: the professional component is billed separately "
                      "in this facility setting.")
-    if info and info.pctc == 0 and order.ordered_modifiers:
-        lines.append(f"Remove modifier {', '.join(order.ordered_modifiers)}: CPT {decision.code} has no professional/"
-                     "technical split.")
     for line in decision.supply:
         units = f"{line.units} unit{'s' if line.units != 1 else ''}" if line.units is not None else "units to be set"
         lines.append(f"Supply: HCPCS {line.code}, {units} ({line.unit.replace('per-', 'per ')})"

@@ -13,8 +13,10 @@ from typing import Iterable
 from cds_service.engine.facts import PatientFacts, TherapyOrder
 from cds_service.knowledge.model import Knowledge
 
+# The five keys of design §3, and modifier-not-applicable (design §3: "indicator 0 codes never
+# take 26/TC — warn if ordered with them"; edits.toml modifier_split).
 WARNING_KEYS = ("deleted-code", "global-period-overlap", "bundling-conflict", "indication-mismatch",
-                "diagnosis-sequencing")
+                "diagnosis-sequencing", "modifier-not-applicable")
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,17 @@ def diagnosis_sequencing(order: TherapyOrder, patient: PatientFacts, knowledge: 
     return None
 
 
+def modifier_not_applicable(code: str, order: TherapyOrder, knowledge: Knowledge) -> Warning | None:
+    """Modifier 26 or TC ordered with a code that has no professional/technical split."""
+    info = knowledge.codes.get(code)
+    if info is None or info.pctc not in knowledge.pctc_without_split or not order.ordered_modifiers:
+        return None
+    modifiers = " and ".join(order.ordered_modifiers)
+    return Warning("modifier-not-applicable",
+                   f"Remove modifier {modifiers}: CPT {code} has no professional/technical split "
+                   f"(PC/TC indicator {info.pctc}), so it is billed whole, without 26 or TC.")
+
+
 def warnings(code: str, order: TherapyOrder, patient: PatientFacts, other_codes: Iterable[str],
              knowledge: Knowledge) -> tuple[Warning, ...]:
     found = (
@@ -130,6 +143,7 @@ def warnings(code: str, order: TherapyOrder, patient: PatientFacts, other_codes:
         bundling(code, order, other_codes, patient, knowledge),
         indication_mismatch(order, patient, knowledge),
         diagnosis_sequencing(order, patient, knowledge),
+        modifier_not_applicable(code, order, knowledge),
     )
     unavailable = patient.unavailable
     skip = set()

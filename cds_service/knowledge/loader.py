@@ -41,6 +41,8 @@ DOC_KEYS = (
 )
 EVIDENCE_SYSTEMS = {"loinc", "snomed", "cpt", "icd10cm", "dicom", "v2-0074"}
 AGENT_CODE_SYSTEMS = ("snomed", "rxnorm", "ndc", "hcpcs")
+SPLIT_MODIFIERS = ("26", "TC")
+MODIFIER_WARNING = "modifier-not-applicable"
 
 
 class KnowledgeError(ValueError):
@@ -181,7 +183,7 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
                 checks.fail(f"agents.toml agent {agent.key!r}", f"route {route!r} is not defined in routes.toml")
     evidence_parts = _load_evidence(data["evidence"], checks)
     doc_items, doc_by_kind, doc_by_code, body_site_kinds = _load_documentation(data["documentation"], codes, checks)
-    bundling, lookback = _load_edits(data["edits"], codes, checks)
+    bundling, lookback, no_split = _load_edits(data["edits"], codes, checks)
     default_payer, payers = _load_payers(data["payers"], checks)
 
     if checks.problems:
@@ -211,6 +213,7 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
         body_site_route_kinds=body_site_kinds,
         bundling=bundling,
         global_lookback_days=lookback,
+        pctc_without_split=no_split,
         default_payer=default_payer,
         payers=payers,
         provenance=dict(checks.provenance),
@@ -468,7 +471,8 @@ def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks
     return items, by_kind, by_code, frozenset(route_kinds)
 
 
-def _load_edits(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks) -> tuple[dict[tuple[str, str], str], int]:
+def _load_edits(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks
+                ) -> tuple[dict[tuple[str, str], str], int, frozenset[int]]:
     pairs: dict[tuple[str, str], str] = {}
     for where, entry in _entries(data, "bundling", "edits.toml", checks):
         code = checks.get(entry, "code", where)
@@ -483,7 +487,20 @@ def _load_edits(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Check
     global_period = data.get("global_period") or {}
     checks.sourced(global_period, "edits.toml global_period")
     lookback = checks.get(global_period, "lookback_days", "edits.toml global_period", int) or 90
-    return pairs, lookback
+    split = data.get("modifier_split") or {}
+    where = "edits.toml modifier_split"
+    checks.sourced(split, where)
+    checks.get(split, "warning", where, choices={MODIFIER_WARNING})
+    if set(checks.strings(split, "modifiers", where, required=True)) != set(SPLIT_MODIFIERS):
+        checks.fail(where, f"'modifiers' must be {', '.join(SPLIT_MODIFIERS)}")
+    no_split = split.get("pctc_without_split")
+    if not isinstance(no_split, list) or not no_split or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= 9 for i in no_split):
+        checks.fail(where, "'pctc_without_split' must be a non-empty list of CMS PC/TC indicators (0-9)")
+        no_split = []
+    if 1 in no_split:
+        checks.fail(where, "indicator 1 is the one that takes 26/TC; it cannot be listed without a split")
+    return pairs, lookback, frozenset(no_split)
 
 
 def _load_payers(data: dict[str, Any], checks: _Checks) -> tuple[PayerPolicy, dict[str, PayerPolicy]]:

@@ -177,6 +177,8 @@ class Knowledge:
     body_site_route_kinds: frozenset[str]
     bundling: Mapping[tuple[str, str], str]
     global_lookback_days: int
+    #: CMS PC/TC indicators whose codes never take modifier 26 or TC (edits.toml modifier_split).
+    pctc_without_split: frozenset[int]
     default_payer: PayerPolicy
     payers: Mapping[str, PayerPolicy]
     #: Every fact's key (file, entry) → its source keys, so tests can prove each fact is sourced.

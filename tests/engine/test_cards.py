@@ -171,8 +171,13 @@ def test_modifier_on_an_indicator_zero_code_is_called_out():
                              body_site={"text": "skin of nose"},
                              order_detail=[{"coding": [{"system": CPT, "code": "26"}]}])]
     guidance = run(draft, [encounter(pos="22")], encounter_id="enc-1")
-    assert only_decision(guidance)["modifiers"] == []
-    assert "Remove modifier 26" in guidance.cards[0]["detail"]
+    decision = only_decision(guidance)
+    assert decision["modifiers"] == [] and decision["warnings"] == ["modifier-not-applicable"]
+    [edit] = [c for c in guidance.cards if c["extension"]["cds-service.card-type"] == "edit"]
+    check_card(edit)
+    assert edit["indicator"] == "warning" and edit["extension"]["cds-service.warning"] == "modifier-not-applicable"
+    assert edit["source"]["topic"]["code"] == "claim"
+    assert "Remove modifier 26" in edit["detail"] and "0394T" in edit["summary"]
 
 
 def test_follow_up_gap_says_it_matters_only_for_77750():

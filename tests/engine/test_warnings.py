@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine_builders import (
-    bone_chart, condition, history, lung_chart, medication_request, only_decision, run, service_request,
+    CPT, bone_chart, condition, history, lung_chart, medication_request, only_decision, run, service_request,
 )
 
 RA223 = [service_request(cpt="77750", text="Radium-223 infusion", reason=["C61", "C79.51"]),
@@ -122,3 +122,22 @@ def test_diagnosis_sequencing_is_the_same_for_reason_codes_and_reason_references
     effusion_only = [condition("c-2", "J91.0")]
     assert "diagnosis-sequencing" in warnings([service_request(text=PLEURAL, reason=(), reason_refs=["Condition/c-2"])],
                                               effusion_only)
+
+
+def test_modifier_not_applicable_on_indicator_zero_codes_only():
+    tandem = "Insertion of tandem and ovoids"
+    assert "modifier-not-applicable" in warnings([service_request(cpt="57155-26", text=tandem, reason=["C53.9"])], [])
+    assert "modifier-not-applicable" in warnings(
+        [service_request(cpt="57155", text=tandem, reason=["C53.9"],
+                         order_detail=[{"coding": [{"system": CPT, "code": "TC"}]}])], [])
+    assert "modifier-not-applicable" not in warnings([service_request(cpt="57155", text=tandem, reason=["C53.9"])], [])
+    # 77750 has indicator 1: 26 is a valid modifier there
+    ra_26 = [service_request(cpt="77750-26", text="Radium-223 infusion", reason=["C61", "C79.51"]), RA223[1]]
+    assert "modifier-not-applicable" not in warnings(ra_26, bone_chart())
+
+
+def test_modifier_warning_follows_the_recommended_code():
+    # 77750-26 ordered for a tandem-and-ovoid insertion: recoded to 57155, whose indicator is 0.
+    got = only_decision(run([service_request(cpt="77750-26", text="Insertion of tandem and ovoids for brachytherapy",
+                                             reason=["C53.9"])], []))
+    assert got["recommendedCode"] == "57155" and "modifier-not-applicable" in got["warnings"]

@@ -127,3 +127,11 @@ def test_a_code_claimed_by_two_agents_is_refused(data_copy):
 ])
 def test_route_words_are_whole_tokens(knowledge, text, route):
     assert knowledge.route_matcher.text(text) == route
+
+
+def test_modifier_split_rule_is_loaded_and_checked(knowledge, data_copy):
+    assert knowledge.pctc_without_split == frozenset({0})
+    assert {code for code, info in knowledge.codes.items() if info.pctc == 0} >= {"57155", "57156", "58346", "0394T", "0395T"}
+    edit(data_copy / "edits.toml", "pctc_without_split = [0]", "pctc_without_split = [0, 1]")
+    with pytest.raises(KnowledgeError, match="indicator 1 is the one that takes 26/TC"):
+        load_knowledge(data_copy)
