@@ -80,3 +80,6 @@ class Guidance:
     cards: list[dict[str, Any]] = field(default_factory=list)
     system_actions: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    # The prefetch keys the decisions actually read; None means "all of them". The plumbing
+    # names only these on its "checks could not run" card, so an unused key is not noise.
+    prefetch_keys_read: frozenset[str] | None = None

@@ -138,13 +138,15 @@ class HookHandler:
         engine_ms = (time.perf_counter() - started) * 1000
 
         cards = list(guidance.cards)
-        if guidance.decisions and prefetched.unavailable:
+        read = guidance.prefetch_keys_read
+        missing_data = {key: why for key, why in prefetched.unavailable.items() if read is None or key in read}
+        if guidance.decisions and missing_data:
             if not prefetched.resources:
                 # Nothing about the patient could be had at all: per CDS Hooks 2.0 that is a 412,
                 # so the EHR can retry with prefetch rather than act on half an answer.
                 reasons = "; ".join(f"{key}: {why}" for key, why in sorted(prefetched.unavailable.items()))
                 raise ApiError(412, f"the patient data this service needs could not be obtained ({reasons})")
-            cards.insert(0, unavailable_card(prefetched.unavailable))
+            cards.insert(0, unavailable_card(missing_data))
         response: dict[str, Any] = {"cards": cards}
         if guidance.system_actions:
             response["systemActions"] = guidance.system_actions

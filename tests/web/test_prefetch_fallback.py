@@ -167,3 +167,21 @@ def test_no_therapy_order_needs_no_data(app, client, sandbox_request):
     body.pop("prefetch")
     response = client.post(SIGN, json=body)
     assert response.status_code == 200 and response.get_json() == {"cards": []}
+
+
+def test_unavailable_keys_the_decision_does_not_read_are_not_named(client):
+    """A draft order does not use the post-procedure keys, so their absence is not noise."""
+    from cds_service.hooks.catalog import ORDER_SIGN_PREFETCH
+    from tests.conftest import full_prefetch
+
+    prefetch = full_prefetch(list(ORDER_SIGN_PREFETCH))
+    for key in ("encounters", "notes", "adverseEvents"):
+        prefetch.pop(key)
+    response = client.post(SIGN, json=therapy_request(prefetch=prefetch))
+    assert response.status_code == 200
+    assert not any("could not run" in card["summary"] for card in response.get_json()["cards"])
+    prefetch.pop("observations")  # staging and performance status are read for this order
+    response = client.post(SIGN, json=therapy_request(prefetch=prefetch))
+    unavailable = [card for card in response.get_json()["cards"] if "could not run" in card["summary"]]
+    assert len(unavailable) == 1 and "staging and performance status" in unavailable[0]["detail"]
+    assert "follow-up notes" not in unavailable[0]["detail"]
