@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cds_service.engine.facts import PatientFacts, TherapyOrder
+from cds_service.engine import edits
 from cds_service.engine.coding import FOLLOW_UP_DAYS, follow_up_evidenced
 from cds_service.knowledge.model import Knowledge
 
@@ -53,14 +54,26 @@ def _within(dates, low, high) -> bool:
     return any(d is not None and low <= d <= high for d in dates)
 
 
+def benign_labelled_diagnosis(order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> bool:
+    """An active, non-malignant Condition that meets the agent's labelled indication by itself
+    (not through a code-first manifestation, not through the order's own reason)."""
+    indication = knowledge.indications.get(order.agent or "")
+    if indication is None:
+        return False
+    codes = [(system, code) for condition in patient.conditions if not condition.malignant
+             for system, code in condition.codes if code not in knowledge.sequencing_codes]
+    return bool(codes) and all(any(edits.matches(item, codes) for item in group) for group in indication.requires)
+
+
 def satisfied(key: str, order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> bool:
     when = order.when
     before = when - timedelta(days=FOLLOW_UP_DAYS)
     after = when + timedelta(days=FOLLOW_UP_DAYS)
     if key == "diagnosis":
-        # Design §4: an active Condition with a malignant neoplasm code. A labelled-indication match
-        # is not enough: J91.0 and R18.0 are manifestations and support the indication only.
-        return bool(patient.malignant)
+        # Design §4: an active Condition with a malignant neoplasm code. J91.0 and R18.0 are
+        # manifestations and support the indication only. Some agents are labelled for benign
+        # disease too (I-131 for hyperthyroidism): there the labelled diagnosis on file counts.
+        return bool(patient.malignant) or benign_labelled_diagnosis(order, patient, knowledge)
     if key == "indication":
         return order.has_reason
     if key == "staging":
@@ -94,7 +107,10 @@ def missing(code: str, order: TherapyOrder, patient: PatientFacts, knowledge: Kn
             alternatives: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The required keys whose evidence is verifiably absent."""
     gaps = []
+    benign = not patient.malignant and benign_labelled_diagnosis(order, patient, knowledge)
     for key in required_keys(code, order, knowledge, alternatives):
+        if key == "staging" and benign:
+            continue  # a benign labelled indication (hyperthyroidism) has no cancer stage
         if satisfied(key, order, patient, knowledge):
             continue
         sources = DEPENDS_ON.get(key, ())

@@ -25,7 +25,7 @@ class Warning:
     detail: str
 
 
-def _matches(item: str, codes: Iterable[tuple[str, str]]) -> bool:
+def matches(item: str, codes: Iterable[tuple[str, str]]) -> bool:
     if item.startswith("snomed:"):
         return ("snomed", item[7:]) in set(codes)
     return any(system == "icd10cm" and code.startswith(item) for system, code in codes)
@@ -37,7 +37,7 @@ def indication_met(order: TherapyOrder, patient: PatientFacts, knowledge: Knowle
     if indication is None:
         return None
     codes = list(patient.condition_codes) + list(order.reason_codes)
-    return all(any(_matches(item, codes) for item in group) for group in indication.requires)
+    return all(any(matches(item, codes) for item in group) for group in indication.requires)
 
 
 def deleted_code(order: TherapyOrder, knowledge: Knowledge) -> Warning | None:

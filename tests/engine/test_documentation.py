@@ -210,3 +210,21 @@ def test_diagnosis_satisfied_by_any_malignant_neoplasm_code(chart):
 
 def test_an_inactive_cancer_does_not_satisfy_diagnosis():
     assert "diagnosis" in missing(pleural(), [condition("c-1", "C34.90", status="resolved")])
+
+
+def test_benign_labelled_indication_on_file_satisfies_diagnosis_and_needs_no_stage():
+    """I-131 for hyperthyroidism: the labelled benign diagnosis is the diagnosis; there is no stage."""
+    draft = [medication_request("mr-1", "Sodium iodide I-131 oral solution 15 mCi", route="26643006",
+                                dose=(15, "mCi"), reason=("E05.00",))]
+    with_condition = only_decision(run(draft, [condition("c-graves", "E05.00")]))
+    assert "diagnosis" not in with_condition.get("missingDocumentation", [])
+    assert "staging" not in with_condition.get("missingDocumentation", [])
+    without = only_decision(run(draft, [condition("c-other", "I10")]))
+    assert "diagnosis" in without["missingDocumentation"] and "staging" in without["missingDocumentation"]
+
+
+def test_manifestation_code_alone_never_satisfies_diagnosis():
+    draft = [medication_request("mr-1", "Chromic phosphate P-32 suspension 10 mCi intraperitoneal",
+                                route="38239002", dose=(10, "mCi"), reason=("R18.0",))]
+    got = only_decision(run(draft, [condition("c-ascites", "R18.0")]))
+    assert "diagnosis" in got["missingDocumentation"]
