@@ -186,6 +186,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("loadgen: no answer during warm-up (is the server up?)")
     window = (window_end or time.perf_counter()) - window_start
     latencies.sort()
+    if args.latencies:
+        with open(args.latencies, "w") as handle:
+            json.dump([round(value * 1000, 4) for value in latencies], handle)
     return {
         "connections": args.connections,
         "requests": len(latencies),
@@ -214,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=0, help="stop after this many measured answers (0: no cap)")
     parser.add_argument("--min-requests", type=int, default=1, help="measure at least this many answers")
     parser.add_argument("--timeout", type=float, default=60.0, help="give up this long after the planned end")
+    parser.add_argument("--latencies", help="also write every measured latency (ms, ascending) to this JSON file")
     args = parser.parse_args(argv)
     json.dump(run(args), sys.stdout)
     sys.stdout.write("\n")

@@ -47,6 +47,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import scenarios  # noqa: E402
+from loadgen import percentile  # noqa: E402
 
 SIGN_PATH = f"/cds-services/{scenarios.ORDER_SIGN_SERVICE}"
 SELECT_PATH = f"/cds-services/{scenarios.ORDER_SELECT_SERVICE}"
@@ -66,13 +67,15 @@ class Plan:
     chart_requests: int
     chart_min_requests: int
     strict: bool
+    rounds: int
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
     threads = int(os.environ.get("CDS_THREADS", "4"))
     if args.quick:
-        return Plan(args.workers, threads, args.clients, 0.3, 1.0, (100, 1000), 0.5, 10, 2, True)
-    return Plan(args.workers, threads, args.clients, args.warmup, args.duration, (100, 1000, 10000), 4.0, 100, 3, True)
+        return Plan(args.workers, threads, args.clients, 0.3, 1.0, (100, 1000), 0.5, 10, 2, True, 1)
+    return Plan(args.workers, threads, args.clients, args.warmup, args.duration, (100, 1000, 10000), 4.0, 100, 3, True,
+                args.rounds)
 
 
 def free_port() -> int:
@@ -198,14 +201,42 @@ def cpu_seconds(pid: int) -> float:
 
 
 def loadgen(port: int, path: str, body_file: Path, connections: int, warmup: float, duration: float,
-            requests: int = 0, min_requests: int = 1) -> dict[str, Any]:
+            requests: int = 0, min_requests: int = 1, latencies: Path | None = None) -> dict[str, Any]:
     command = [sys.executable, str(HERE / "loadgen.py"), "--port", str(port), "--path", path, "--body", str(body_file),
                "--connections", str(connections), "--warmup", str(warmup), "--duration", str(duration),
                "--requests", str(requests), "--min-requests", str(min_requests)]
+    if latencies is not None:
+        command += ["--latencies", str(latencies)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise SystemExit(f"load generator failed: {result.stderr.strip()[-2000:]}")
     return json.loads(result.stdout)
+
+
+def merge_rounds(runs: list[dict[str, Any]], latency_files: list[Path]) -> dict[str, Any]:
+    """One result from several measured rounds: counts and times added, percentiles over all latencies."""
+    latencies = sorted(value for file in latency_files for value in json.loads(file.read_text()))
+    seconds = sum(run["seconds"] for run in runs)
+    statuses: dict[str, int] = {}
+    for run in runs:
+        for status, count in run["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    return {
+        "rounds": len(runs),
+        "connections": runs[0]["connections"],
+        "requests": len(latencies),
+        "errors": sum(run["errors"] for run in runs),
+        "statuses": statuses,
+        "seconds": seconds,
+        "rps": len(latencies) / seconds if seconds else 0.0,
+        "p50_ms": percentile(latencies, 0.50),
+        "p90_ms": percentile(latencies, 0.90),
+        "p99_ms": percentile(latencies, 0.99),
+        "max_ms": latencies[-1] if latencies else 0.0,
+        "body_bytes": runs[0]["body_bytes"],
+        "client_cpu_pct": sum(run["client_cpu_pct"] * run["seconds"] for run in runs) / seconds if seconds else 0.0,
+        "round_rps": [run["rps"] for run in runs],
+    }
 
 
 def audit_durations(database: Path | None, hook_instance: str) -> list[float]:
@@ -233,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="gunicorn worker processes for both servers (default: CDS_WORKERS or 2)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent keep-alive connections (default 16)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per concurrent run")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per concurrent run")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per scenario and server")
+    parser.add_argument("--rounds", type=int, default=3, help="floor and service take turns this many times per scenario")
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (bodies, server logs, databases)")
@@ -288,12 +320,26 @@ def main(argv: list[str] | None = None) -> int:
                                              {**base_env, "CDS_SQLITE_PATH": str(database), "CDS_STRICT_FHIR": "true"},
                                              port, workdir, probe, database)
 
+        # Floor and service take turns (rounds of duration/rounds seconds each), so that load from other
+        # work on the machine that comes and goes weighs on both alike.
         for scenario, path, file in (("order-sign", SIGN_PATH, sign_file), ("order-select", SELECT_PATH, select_file)):
+            rounds: dict[str, list[dict[str, Any]]] = {"floor": [], "service": []}
+            files: dict[str, list[Path]] = {"floor": [], "service": []}
+            cpu = {"floor": [0.0, 0.0], "service": [0.0, 0.0]}
+            for index in range(plan.rounds):
+                for target in ("floor", "service"):
+                    pid = servers[target].process.pid
+                    latency_file = workdir / f"latencies-{scenario}-{target}-{index}.json"
+                    warmup = plan.warmup if index == 0 else min(0.5, plan.warmup)
+                    cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
+                    rounds[target].append(loadgen(servers[target].port, path, file, plan.clients, warmup,
+                                                  plan.duration / plan.rounds, latencies=latency_file))
+                    cpu[target][0] += cpu_seconds(pid) - cpu_before
+                    cpu[target][1] += time.perf_counter() - wall_before
+                    files[target].append(latency_file)
             for target in ("floor", "service"):
-                pid = servers[target].process.pid
-                cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
-                run = loadgen(servers[target].port, path, file, plan.clients, plan.warmup, plan.duration)
-                run["server_cpu_pct"] = 100 * (cpu_seconds(pid) - cpu_before) / (time.perf_counter() - wall_before)
+                run = merge_rounds(rounds[target], files[target])
+                run["server_cpu_pct"] = 100 * cpu[target][0] / cpu[target][1]
                 results["concurrent"][(scenario, target)] = run
 
         for size in plan.sizes:
@@ -341,7 +387,7 @@ def report(plan: Plan, servers: dict[str, Server], results: dict[str, Any], load
     out(f"servers: gunicorn gthread, {plan.workers} workers x {plan.threads} threads, preload; CDS_AUTH=off; "
         f"temporary SQLite; body limit {MAX_BODY_BYTES // (1024 * 1024)} MiB")
     out(f"load generator: separate process, {plan.clients} keep-alive connections, {plan.warmup:g} s warm-up, "
-        f"{plan.duration:g} s measured per run")
+        f"{plan.duration:g} s measured per scenario and server, in {plan.rounds} alternating round(s)")
     out(f"load average: {' '.join(f'{x:.2f}' for x in load_start)} at start, "
         f"{' '.join(f'{x:.2f}' for x in load_end)} at end; run took {elapsed:.0f} s")
     out("")
