@@ -30,3 +30,13 @@ def test_models_and_schemas_are_built_when_the_app_is_created() -> None:
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["missing_models"] == []
     assert report["schemas"] == report["expected_schemas"]
+
+
+def test_the_bundled_schemas_are_valid_json_schema() -> None:
+    """Checked here rather than when the service starts."""
+    from jsonschema import Draft202012Validator
+
+    from cds_service.schemas import SCHEMA_FILES, validator
+
+    for name in SCHEMA_FILES:
+        Draft202012Validator.check_schema(validator(name).schema)
