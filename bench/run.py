@@ -68,14 +68,15 @@ class Plan:
     chart_min_requests: int
     strict: bool
     rounds: int
+    cold_starts: int
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
     threads = int(os.environ.get("CDS_THREADS", "4"))
     if args.quick:
-        return Plan(args.workers, threads, args.clients, 0.3, 1.0, (100, 1000), 0.5, 10, 2, True, 1)
+        return Plan(args.workers, threads, args.clients, 0.3, 1.0, (100, 1000), 0.5, 10, 2, True, 1, 1)
     return Plan(args.workers, threads, args.clients, args.warmup, args.duration, (100, 1000, 10000), 4.0, 100, 3, True,
-                args.rounds)
+                args.rounds, 3)
 
 
 def free_port() -> int:
@@ -92,6 +93,7 @@ class Server:
     log_path: Path
     database: Path | None = None
     cold_start_s: float = 0.0
+    cold_starts: list[float] = field(default_factory=list)
     memory: dict[str, Any] = field(default_factory=dict)
 
     def stop(self) -> None:
@@ -141,6 +143,23 @@ def start_server(name: str, command: list[str], env: dict[str, str], port: int, 
             server.stop()
             raise SystemExit(f"{name} did not answer within {limit_s:.0f} s; see {log_path}")
         time.sleep(0.01)
+
+
+def start_sampled(name: str, launch: Any, workdir: Path, probe: bytes, samples: int) -> Server:
+    """Start a server ``samples`` times (each on a fresh port and database, all but the last stopped
+    again) and keep the last; its ``cold_starts`` lists every measured start."""
+    times: list[float] = []
+    for index in range(samples):
+        port = free_port()
+        database = workdir / f"{name}-{index}.sqlite3"
+        command, env = launch(port, database)
+        server = start_server(name, command, env, port, workdir, probe, database)
+        times.append(server.cold_start_s)
+        if index < samples - 1:
+            server.stop()
+    server.cold_starts = times
+    server.cold_start_s = statistics.median(times)
+    return server
 
 
 def process_tree(pid: int) -> list[int]:
@@ -306,19 +325,19 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {"concurrent": {}, "charts": {}}
     try:
-        port = free_port()
-        database = workdir / "service.sqlite3"
-        servers["service"] = start_server("service", serve_command(port), {**base_env, "CDS_SQLITE_PATH": str(database)},
-                                          port, workdir, probe, database)
-        port = free_port()
-        servers["floor"] = start_server("floor", [sys.executable, str(HERE / "floor_app.py"), "--port", str(port),
-                                                  "--workers", str(plan.workers)], base_env, port, workdir, probe)
+        servers["service"] = start_sampled(
+            "service", lambda port, db: (serve_command(port), {**base_env, "CDS_SQLITE_PATH": str(db)}),
+            workdir, probe, plan.cold_starts)
+        servers["floor"] = start_sampled(
+            "floor", lambda port, db: ([sys.executable, str(HERE / "floor_app.py"), "--port", str(port),
+                                        "--workers", str(plan.workers)], base_env),
+            workdir, probe, plan.cold_starts)
+        servers["floor"].database = None  # the floor keeps no audit trail
         if plan.strict:
-            port = free_port()
-            database = workdir / "strict.sqlite3"
-            servers["strict"] = start_server("strict", serve_command(port),
-                                             {**base_env, "CDS_SQLITE_PATH": str(database), "CDS_STRICT_FHIR": "true"},
-                                             port, workdir, probe, database)
+            servers["strict"] = start_sampled(
+                "strict", lambda port, db: (serve_command(port), {**base_env, "CDS_SQLITE_PATH": str(db),
+                                                                  "CDS_STRICT_FHIR": "true"}),
+                workdir, probe, 1)
 
         # Floor and service take turns (rounds of duration/rounds seconds each), so that load from other
         # work on the machine that comes and goes weighs on both alike.
@@ -374,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
             "load_start": load_start, "load_end": load_end,
             "concurrent": {f"{s}/{t}": r for (s, t), r in results["concurrent"].items()},
             "charts": {f"{n}/{m}": r for (n, m), r in results["charts"].items()},
-            "servers": {name: {"cold_start_s": s.cold_start_s, **s.memory} for name, s in servers.items()},
+            "servers": {name: {"cold_start_s": s.cold_start_s, "cold_starts": s.cold_starts, **s.memory}
+                        for name, s in servers.items()},
         }, indent=2))
     return 1 if failed and args.check else 0
 
@@ -425,12 +445,13 @@ def report(plan: Plan, servers: dict[str, Server], results: dict[str, Any], load
             f"{fast['p99_ms']:>12.1f}{fmt(strict['server_p50_ms'] if strict else None):>18}{floor['p50_ms']:>11.1f}"
             f"{fast['requests']:>7}")
     out("")
-    out("Cold start (process start to first successful order-sign answer) and memory after the run")
-    out(f"{'server':<9}{'cold start s':>13}{'processes':>11}{'peak RSS MB':>13}{'PSS MB':>9}")
+    out("Cold start (process start to first successful order-sign answer; median and slowest of the starts)")
+    out("and memory after the run")
+    out(f"{'server':<9}{'cold start s':>13}{'slowest s':>11}{'starts':>8}{'processes':>11}{'peak RSS MB':>13}{'PSS MB':>9}")
     for name, server in servers.items():
         mem = server.memory
-        out(f"{name:<9}{server.cold_start_s:>13.2f}{mem.get('processes', 0):>11}{mem.get('peak_rss_mb', 0):>13.0f}"
-            f"{mem.get('pss_mb', 0):>9.0f}")
+        out(f"{name:<9}{server.cold_start_s:>13.2f}{max(server.cold_starts):>11.2f}{len(server.cold_starts):>8}"
+            f"{mem.get('processes', 0):>11}{mem.get('peak_rss_mb', 0):>13.0f}{mem.get('pss_mb', 0):>9.0f}")
     out("(peak RSS is the sum of VmHWM over master and workers and counts the preloaded, shared pages once per process;")
     out(" PSS is the current proportional set size, shared pages divided among the processes)")
     out("")
@@ -455,7 +476,9 @@ def report(plan: Plan, servers: dict[str, Server], results: dict[str, Any], load
                        None if value is None else value < limit,
                        "not measured in this mode" if value is None else f"{value:.1f} ms"))
     cold = servers["service"].cold_start_s
-    checks.append(("cold start < 2 s", cold < 2.0, f"{cold:.2f} s"))
+    checks.append(("cold start < 2 s", cold < 2.0,
+                   f"{cold:.2f} s (median of {len(servers['service'].cold_starts)}; slowest "
+                   f"{max(servers['service'].cold_starts):.2f} s)"))
     errors = sum(run["errors"] for run in [*concurrent.values(), *charts.values()])
     checks.append(("no failed requests", errors == 0, f"{errors} errors"))
     out("Targets (issue 6)")

@@ -33,7 +33,7 @@ def test_quick_benchmark_prints_the_table_ratios_and_targets(tmp_path: Path) -> 
         assert re.search(rf"^\s+{size}\s+{number}\s+{number}\s+{number}\s+{number}\s+{number}\s+{number}\s+\d+$",
                          out, re.M), f"no chart row for {size} resources (server time must come from the audit trail):\n{out}"
     for server in ("service", "floor", "strict"):
-        assert re.search(rf"^{server}\s+{number}\s+3\s+{number}\s+{number}$", out, re.M), out  # master + 2 workers
+        assert re.search(rf"^{server}\s+{number}\s+{number}\s+1\s+3\s+{number}\s+{number}$", out, re.M), out  # master + 2 workers
     for target in ("order-sign p99 <= 2x floor p99", "order-sign throughput >= 50% of floor",
                    "1,000-resource prefetch < 100 ms server time", "cold start < 2 s"):
         assert re.search(rf"^(PASS|FAIL) {re.escape(target)}: ", out, re.M), f"no verdict for {target!r}:\n{out}"
