@@ -67,6 +67,18 @@ CHECKS_BY_KEY: Mapping[str, str] = {
 }
 
 
+# Da Vinci CRD card types (CRD 2.0.1 temporary code system) this service can return, with what
+# switching each off hides. CRD asks a server to offer one boolean option per card type.
+CARD_TYPE_OPTIONS: Mapping[str, str] = {
+    "therapy-alternatives-opt": "Cards that recommend a different CPT code for the order",
+    "guideline": "Cards that confirm the ordered code fits",
+    "clinical-reminder": "Cards that list missing documentation or checks that could not run",
+    "claim": "Cards about claim edits: global period, bundling, deleted codes, modifiers, diagnosis order",
+    "off-guideline": "Cards saying the agent's labelled indication is not on the problem list",
+}
+MAX_CARDS_OPTION = "max-cards"
+
+
 @dataclass(frozen=True)
 class ServiceDefinition:
     id: str
@@ -74,6 +86,17 @@ class ServiceDefinition:
     title: str
     description: str
     prefetch: Mapping[str, str] = field(default_factory=dict)
+    card_types: tuple[str, ...] = tuple(CARD_TYPE_OPTIONS)
+
+    def configuration_options(self) -> list[dict[str, Any]]:
+        options: list[dict[str, Any]] = [
+            {"code": code, "type": "boolean", "name": code.replace("-", " ").capitalize(),
+             "description": CARD_TYPE_OPTIONS[code], "default": True}
+            for code in self.card_types
+        ]
+        options.append({"code": MAX_CARDS_OPTION, "type": "integer", "name": "Maximum cards",
+                        "description": "Return at most this many cards, most important first", "default": 20})
+        return options
 
     def discovery_entry(self) -> dict[str, Any]:
         return {
@@ -82,6 +105,7 @@ class ServiceDefinition:
             "title": self.title,
             "description": self.description,
             "prefetch": dict(self.prefetch),
+            "extension": {"davinci-crd.configuration-options": self.configuration_options()},
         }
 
 
@@ -107,6 +131,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
             "code that fits the selected order, without documentation reminders."
         ),
         prefetch=ORDER_SELECT_PREFETCH,
+        card_types=("therapy-alternatives-opt", "guideline"),
     ),
 )
 

@@ -10,13 +10,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from cds_service.config import Settings
 from cds_service.fhir.client import Deadline, FhirClient, UrlGuard
 from cds_service.fhir.parsing import InvalidFhir
 from cds_service.hooks import envelope
-from cds_service.hooks.catalog import CHECKS_BY_KEY, ServiceDefinition
+from cds_service.hooks.catalog import CHECKS_BY_KEY, MAX_CARDS_OPTION, ServiceDefinition
 from cds_service.hooks.model import Guidance, HookCall
 from cds_service.hooks.prefetch import resolve_prefetch
 from cds_service.knowledge import Knowledge
@@ -68,6 +68,21 @@ def unavailable_card(unavailable: dict[str, str]) -> dict[str, Any]:
         },
         "extension": {"cds-service.card-type": "checks-unavailable"},
     }
+
+
+def apply_card_configuration(cards: list[dict[str, Any]], service: ServiceDefinition,
+                             configuration: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Honour the CRD ``davinci-crd.configuration`` the EHR sent: card types switched off are
+    dropped, ``max-cards`` keeps the first (most important) cards. Unknown options and values of
+    the wrong type are ignored, as CRD requires."""
+    if not isinstance(configuration, Mapping):
+        return cards
+    hidden = {code for code in service.card_types if configuration.get(code) is False}
+    kept = [card for card in cards if ((card.get("source") or {}).get("topic") or {}).get("code") not in hidden]
+    limit = configuration.get(MAX_CARDS_OPTION)
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0:
+        kept = kept[:limit]
+    return kept
 
 
 class HookHandler:
@@ -147,7 +162,7 @@ class HookHandler:
                 reasons = "; ".join(f"{key}: {why}" for key, why in sorted(prefetched.unavailable.items()))
                 raise ApiError(412, f"the patient data this service needs could not be obtained ({reasons})")
             cards.insert(0, unavailable_card(missing_data))
-        response: dict[str, Any] = {"cards": cards}
+        response: dict[str, Any] = {"cards": apply_card_configuration(cards, service, call.crd_configuration)}
         if guidance.system_actions:
             response["systemActions"] = guidance.system_actions
         if guidance.decisions:
