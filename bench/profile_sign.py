@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                         strict_fhir=args.strict, max_body_bytes=64 * 1024 * 1024, log_level="WARNING")
     app = create_app(settings)
     client = app.test_client()
-    body = scenarios.encode(scenarios.big_chart_request(args.size) if args.size != 60 else scenarios.order_sign_request())
+    body = scenarios.encode(scenarios.big_chart_request(args.size))  # 60: the typical order-sign call
     path = f"/cds-services/{scenarios.ORDER_SIGN_SERVICE}"
     headers = {"Content-Type": "application/json"}
     response = client.post(path, data=body, headers=headers)

@@ -1,17 +1,18 @@
 """Benchmark the service against the framework floor, on this machine, in one command.
 
-    .venv/bin/python bench/run.py            # full run, about 2-3 minutes
-    .venv/bin/python bench/run.py --quick    # a smoke run of a few seconds per step
+    .venv/bin/python bench/run.py            # full run, about two minutes
+    .venv/bin/python bench/run.py --quick    # a smoke run, about 15 seconds
 
 What it does, in one run:
 
 1. starts the real service with ``cds-service serve`` (gunicorn gthread, preload, ``--workers``
    processes, CDS_AUTH=off, a temporary SQLite file) and the floor app (``bench/floor_app.py``:
    the same gunicorn options, a handler that returns a constant JSON body); the time from process
-   start to the first successful order-sign answer is the cold start;
+   start to the first successful order-sign answer is the cold start (median of 3 starts);
 2. drives both from a separate load-generator process (``bench/loadgen.py``) on 127.0.0.1 with 16
-   keep-alive connections: the typical order-sign call (about 60 prefetched resources) and an
-   order-select call; prints requests/s, p50 and p99 and the ratios service/floor;
+   keep-alive connections, floor and service taking turns in rounds: the typical order-sign call
+   (about 60 prefetched resources) and an order-select call; prints requests/s, p50 and p99, the
+   servers' CPU use and the ratios service/floor;
 3. sends single-client order-sign calls with growing charts (100, 1,000, 10,000 prefetched
    resources) to the service, to a second instance with ``CDS_STRICT_FHIR=true`` (every prefetched
    resource validated up front, the slow path) and to the floor; server time comes from the
@@ -66,7 +67,6 @@ class Plan:
     chart_duration: float
     chart_requests: int
     chart_min_requests: int
-    strict: bool
     rounds: int
     cold_starts: int
 
@@ -74,8 +74,8 @@ class Plan:
 def make_plan(args: argparse.Namespace) -> Plan:
     threads = int(os.environ.get("CDS_THREADS", "4"))
     if args.quick:
-        return Plan(args.workers, threads, args.clients, 0.3, 1.0, (100, 1000), 0.5, 10, 2, True, 1, 1)
-    return Plan(args.workers, threads, args.clients, args.warmup, args.duration, (100, 1000, 10000), 4.0, 100, 3, True,
+        return Plan(args.workers, threads, args.clients, 0.3, 1.0, (100, 1000), 0.5, 10, 2, 1, 1)
+    return Plan(args.workers, threads, args.clients, args.warmup, args.duration, (100, 1000, 10000), 4.0, 100, 3,
                 args.rounds, 3)
 
 
@@ -278,7 +278,7 @@ def fmt(value: float | None, digits: int = 1) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="benchmark the service against the framework floor")
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (about half a minute)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (about 15 seconds)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("CDS_WORKERS", "2")),
                         help="gunicorn worker processes for both servers (default: CDS_WORKERS or 2)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent keep-alive connections (default 16)")
@@ -293,23 +293,19 @@ def main(argv: list[str] | None = None) -> int:
 
     today = datetime.now(timezone.utc).date()
     workdir = Path(tempfile.mkdtemp(prefix="cds-bench-"))
-    bodies: dict[str, Path] = {}
 
     def body_file(name: str, body: dict[str, Any]) -> Path:
         path = workdir / f"{name}.json"
         path.write_bytes(scenarios.encode(body))
-        bodies[name] = path
         return path
 
     sign_body = scenarios.order_sign_request("ra223", today)
     sign_file = body_file("order-sign", sign_body)
     select_file = body_file("order-select", scenarios.order_select_request("lu177-psma", today))
-    charts: dict[tuple[int, str], tuple[Path, str]] = {}
+    charts: dict[int, tuple[Path, str]] = {}  # size -> body file, hookInstance (the key of its audit rows)
     for size in plan.sizes:
-        for mode in ("fast", "strict", "floor"):
-            label = f"chart-{size}-{mode}"
-            body = scenarios.big_chart_request(size, "ra223", today, label=label)
-            charts[(size, mode)] = (body_file(label, body), body["hookInstance"])
+        body = scenarios.big_chart_request(size, "ra223", today)
+        charts[size] = (body_file(f"chart-{size}", body), body["hookInstance"])
 
     base_env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "CDS_STRICT_FHIR")}
     base_env.update({"CDS_AUTH": "off", "CDS_LOG_LEVEL": "WARNING", "CDS_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
@@ -333,11 +329,10 @@ def main(argv: list[str] | None = None) -> int:
                                         "--workers", str(plan.workers)], base_env),
             workdir, probe, plan.cold_starts)
         servers["floor"].database = None  # the floor keeps no audit trail
-        if plan.strict:
-            servers["strict"] = start_sampled(
-                "strict", lambda port, db: (serve_command(port), {**base_env, "CDS_SQLITE_PATH": str(db),
-                                                                  "CDS_STRICT_FHIR": "true"}),
-                workdir, probe, 1)
+        servers["strict"] = start_sampled(
+            "strict", lambda port, db: (serve_command(port), {**base_env, "CDS_SQLITE_PATH": str(db),
+                                                              "CDS_STRICT_FHIR": "true"}),
+            workdir, probe, 1)
 
         # Floor and service take turns (rounds of duration/rounds seconds each), so that load from other
         # work on the machine that comes and goes weighs on both alike.
@@ -362,10 +357,8 @@ def main(argv: list[str] | None = None) -> int:
                 results["concurrent"][(scenario, target)] = run
 
         for size in plan.sizes:
+            file, instance = charts[size]
             for mode, target in (("fast", "service"), ("strict", "strict"), ("floor", "floor")):
-                if target not in servers:
-                    continue
-                file, instance = charts[(size, mode)]
                 run = loadgen(servers[target].port, SIGN_PATH, file, 1, 0.0, plan.chart_duration,
                               plan.chart_requests, plan.chart_min_requests)
                 server_ms = audit_durations(servers[target].database, instance)[1:]  # the first call was the warm-up
@@ -385,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     load_end = os.getloadavg()
     elapsed = time.perf_counter() - wall_start
 
-    failed = report(plan, servers, results, load_start, load_end, elapsed, bodies, args)
+    failed = report(plan, servers, results, load_start, load_end, elapsed, args)
     if args.json:
         args.json.write_text(json.dumps({
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -400,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(plan: Plan, servers: dict[str, Server], results: dict[str, Any], load_start: tuple[float, ...],
-           load_end: tuple[float, ...], elapsed: float, bodies: dict[str, Path], args: argparse.Namespace) -> bool:
+           load_end: tuple[float, ...], elapsed: float, args: argparse.Namespace) -> bool:
     out = print
     out(f"cds-service benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
         f"Python {sys.version.split()[0]}{' (quick mode)' if args.quick else ''}")
@@ -439,10 +432,10 @@ def report(plan: Plan, servers: dict[str, Server], results: dict[str, Any], load
     charts = results["charts"]
     for size in plan.sizes:
         fast = charts[(size, "fast")]
-        strict = charts.get((size, "strict"))
+        strict = charts[(size, "strict")]
         floor = charts[(size, "floor")]
         out(f"{size:>9}{fast['body_bytes'] / 1024:>9.0f}{fmt(fast['server_p50_ms']):>11}{fast['p50_ms']:>12.1f}"
-            f"{fast['p99_ms']:>12.1f}{fmt(strict['server_p50_ms'] if strict else None):>18}{floor['p50_ms']:>11.1f}"
+            f"{fast['p99_ms']:>12.1f}{fmt(strict['server_p50_ms']):>18}{floor['p50_ms']:>11.1f}"
             f"{fast['requests']:>7}")
     out("")
     out("Cold start (process start to first successful order-sign answer; median and slowest of the starts)")
