@@ -22,6 +22,7 @@ from cds_service.config import Settings
 from cds_service.ops.logs import CALL_LOGGER
 from cds_service.replay.compare import Difference, compare_response
 from cds_service.replay.fixtures import Fixture, decisions_of
+from cds_service.schemas import first_error
 from cds_service.testing.fhir_standin import FhirStandIn
 
 
@@ -182,6 +183,11 @@ class Runner:
         if reply.status == 200 and not isinstance(reply.body, dict):
             result.outcome, result.error = "error", f"HTTP 200 but the body is not a JSON object: {reply.text[:200]!r}"
             return result
+        if reply.status == 200 and fixture.method == "POST":
+            problem = first_error("response", reply.body)
+            if problem is not None:  # an EHR would reject this answer whatever its decisions say
+                result.outcome, result.error = "error", f"the response breaks the CDS Hooks response schema: {problem}"
+                return result
         if fixture.expect is not None:
             result.differences = compare_response(fixture.expect, reply.status, reply.body, reply.text)
             result.outcome = "failed" if result.differences else "passed"
