@@ -11,6 +11,10 @@ from cds_service.security.web import JsonLimitError, check_json_limits
 from cds_service.web.errors import ApiError
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def json_body() -> Any:
     """The parsed body, or an ApiError naming exactly what is wrong with it."""
     mimetype = (request.mimetype or "").lower()
@@ -26,13 +30,15 @@ def json_body() -> Any:
     if not raw.strip():
         raise ApiError(400, "request body is empty; a JSON object is required")
     try:
-        document = json.loads(raw)
+        document = json.loads(raw, parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise ApiError(400, "request body is not UTF-8 encoded JSON") from None
     except json.JSONDecodeError as error:
         raise ApiError(400, f"request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
     except RecursionError:
         raise ApiError(400, "request body is nested too deeply") from None
+    except ValueError as error:  # NaN / Infinity: not JSON (RFC 8259), and they could not be echoed back
+        raise ApiError(400, f"request body is not valid JSON: {error}") from None
     try:
         check_json_limits(document)  # depth, array and object size caps (issue 5 hardening)
     except JsonLimitError as error:

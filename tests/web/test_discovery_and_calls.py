@@ -209,3 +209,11 @@ def test_draft_order_status_of_the_wrong_type_is_422(client):
     body["context"]["draftOrders"]["entry"][0]["resource"]["status"] = ["draft"]
     response = client.post(SIGN, json=body)
     assert response.status_code == 422 and "status" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_standard_json_numbers_are_400(client, constant):
+    body = json.dumps(therapy_request())[:-1] + f', "x": {constant}}}'
+    response = client.post(SIGN, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert constant.lstrip("-") in response.get_json()["error"]
