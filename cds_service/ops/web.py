@@ -48,7 +48,8 @@ def readiness() -> tuple[bool, dict[str, Any]]:
     if knowledge is None:
         checks["knowledge"] = {"ok": False, "error": "not loaded"}
     else:
-        checks["knowledge"] = {"ok": True, "version": str(getattr(knowledge, "code_set_version", "unknown"))}
+        checks["knowledge"] = {"ok": True, "version": knowledge.version, "code_set_year": knowledge.code_set_year,
+                               "effective_date": knowledge.effective_date.isoformat()}
     return all(check["ok"] for check in checks.values()), checks
 
 

@@ -81,6 +81,9 @@ def test_readyz_reports_database_and_knowledge(client):
     assert body["status"] == "ready"
     assert body["checks"]["database"] == {"ok": True, "backend": "sqlite"}
     assert body["checks"]["knowledge"]["ok"] is True
+    loaded = client.application.extensions["cds_knowledge"]
+    assert body["checks"]["knowledge"]["version"] == loaded.version
+    assert body["checks"]["knowledge"]["code_set_year"] == loaded.code_set_year
 
 
 def test_readyz_is_503_when_the_database_is_unreachable(app):
