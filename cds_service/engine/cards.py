@@ -13,11 +13,10 @@ import uuid
 from typing import Any
 
 from cds_service.engine.decision import Decision
+from cds_service.hooks.model import CRD_CARD_TYPES, SERVICE_LABEL
 from cds_service.knowledge.model import Knowledge
 from cds_service.knowledge.systems import CPT_URI
 
-SERVICE_LABEL = "Radioelement therapy coding"
-CRD_CARD_TYPES = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"
 OVERRIDE_SYSTEM = "https://cds-service.example.org/CodeSystem/override-reason"
 OVERRIDE_REASONS = (
     ("follow-up-elsewhere", "The 3-month follow-up is provided by another physician"),

@@ -14,6 +14,11 @@ from typing import Any, Mapping
 
 Resource = dict[str, Any]
 
+# Shared by every card, whoever renders it: the engine's coding cards and the plumbing's
+# "checks could not run" card speak with one source label and one card-type code system.
+SERVICE_LABEL = "Radioelement therapy coding"
+CRD_CARD_TYPES = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"  # Da Vinci CRD 2.0.1 card types
+
 
 @dataclass(frozen=True)
 class HookCall:

@@ -17,15 +17,13 @@ from cds_service.fhir.client import Deadline, FhirClient, UrlGuard
 from cds_service.fhir.parsing import InvalidFhir
 from cds_service.hooks import envelope
 from cds_service.hooks.catalog import CHECKS_BY_KEY, MAX_CARDS_OPTION, ServiceDefinition
-from cds_service.hooks.model import Guidance, HookCall
+from cds_service.hooks.model import CRD_CARD_TYPES, SERVICE_LABEL, Guidance, HookCall
 from cds_service.hooks.prefetch import resolve_prefetch
 from cds_service.knowledge import Knowledge
 from cds_service.web.errors import ApiError
 
 Advise = Callable[[HookCall, Knowledge], Guidance]
 
-SERVICE_LABEL = "Radioelement therapy coding"
-CRD_CARD_TYPES = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"
 
 
 @dataclass
