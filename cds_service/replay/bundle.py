@@ -107,7 +107,7 @@ def _rewrite_references(value: Any, targets: dict[str, str]) -> Any:
     return value
 
 
-def bundle_resources(bundle: Resource) -> list[Resource]:
+def record_resources(bundle: Resource) -> list[Resource]:
     """The Bundle's resources with ids assigned and urn:uuid references resolved to Type/id."""
     if bundle.get("resourceType") != "Bundle":
         raise FixtureError("not a FHIR Bundle")
@@ -181,7 +181,7 @@ def build_request(
     service = SERVICES_BY_ID.get(service_id)
     if service is None:
         raise FixtureError(f"unknown service {service_id!r}")
-    resources = bundle_resources(bundle)
+    resources = record_resources(bundle)
     patients = [r for r in resources if r["resourceType"] == "Patient"]
     if len(patients) != 1:
         raise FixtureError(f"a patient Bundle must hold exactly one Patient, this one holds {len(patients)}")
