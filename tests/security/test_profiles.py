@@ -6,20 +6,12 @@ import json
 import logging
 
 import pytest
-from sqlalchemy import create_engine
 
 from cds_service.security.errors import SecurityConfigError
 from cds_service.security.issuers import SANDBOX_ISS
 from cds_service.security.network import FhirAccessDenied
 from cds_service.security.profiles import SecuritySettings, build_security
 from sec_helpers import ISS
-
-
-@pytest.fixture
-def db(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'sec.db'}")
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
@@ -57,22 +49,22 @@ def test_bad_env_values_refuse_to_start(env, message):
         SecuritySettings.from_env(env)
 
 
-def test_production_without_trusted_issuers_refuses_to_start(db):
+def test_production_without_trusted_issuers_refuses_to_start(engine):
     with pytest.raises(SecurityConfigError, match="no trusted issuer"):
-        build_security(SecuritySettings(profile="production"), db)
+        build_security(SecuritySettings(profile="production"), engine)
 
 
-def test_production_with_auth_off_starts_and_warns(db, caplog):
+def test_production_with_auth_off_starts_and_warns(engine, caplog):
     with caplog.at_level(logging.WARNING):
-        ctx = build_security(SecuritySettings(profile="production", auth_enabled=False), db)
+        ctx = build_security(SecuritySettings(profile="production", auth_enabled=False), engine)
     assert not ctx.auth_enabled
     assert ctx.authenticate(None, ["https://x"]) is None
     assert "CDS_AUTH=off" in caplog.text
 
 
-def test_production_trusts_only_the_file(db, issuer_file, caplog):
+def test_production_trusts_only_the_file(engine, issuer_file, caplog):
     with caplog.at_level(logging.WARNING):
-        ctx = build_security(SecuritySettings(profile="production", trusted_issuers_path=issuer_file), db)
+        ctx = build_security(SecuritySettings(profile="production", trusted_issuers_path=issuer_file), engine)
     assert [i.iss for i in ctx.issuers] == [ISS]
     assert SANDBOX_ISS not in ctx.issuers
     assert "Sandbox" not in caplog.text
@@ -81,16 +73,16 @@ def test_production_trusts_only_the_file(db, issuer_file, caplog):
         guard.check_url("http://127.0.0.1:8080/fhir")
 
 
-def test_production_bad_issuer_file_refuses_to_start(db, tmp_path):
+def test_production_bad_issuer_file_refuses_to_start(engine, tmp_path):
     path = tmp_path / "bad.json"
     path.write_text("[{]")
     with pytest.raises(SecurityConfigError, match="not valid JSON"):
-        build_security(SecuritySettings(profile="production", trusted_issuers_path=str(path)), db)
+        build_security(SecuritySettings(profile="production", trusted_issuers_path=str(path)), engine)
 
 
-def test_dev_trusts_the_sandbox_and_loopback_with_warnings(db, caplog):
+def test_dev_trusts_the_sandbox_and_loopback_with_warnings(engine, caplog):
     with caplog.at_level(logging.WARNING):
-        ctx = build_security(SecuritySettings(profile="dev"), db)
+        ctx = build_security(SecuritySettings(profile="dev"), engine)
     assert ctx.auth_enabled
     assert SANDBOX_ISS in ctx.issuers
     assert ctx.issuers.get(SANDBOX_ISS).fhir_servers is None
@@ -104,20 +96,20 @@ def test_dev_trusts_the_sandbox_and_loopback_with_warnings(db, caplog):
         guard.check_url("http://10.0.0.1/fhir")
 
 
-def test_dev_merges_the_file_with_the_sandbox(db, issuer_file):
-    ctx = build_security(SecuritySettings(profile="dev", trusted_issuers_path=issuer_file), db)
+def test_dev_merges_the_file_with_the_sandbox(engine, issuer_file):
+    ctx = build_security(SecuritySettings(profile="dev", trusted_issuers_path=issuer_file), engine)
     assert {i.iss for i in ctx.issuers} == {ISS, SANDBOX_ISS}
 
 
-def test_allow_private_in_production(db, issuer_file):
+def test_allow_private_in_production(engine, issuer_file):
     ctx = build_security(
-        SecuritySettings(profile="production", trusted_issuers_path=issuer_file, allow_private_fhir=True), db
+        SecuritySettings(profile="production", trusted_issuers_path=issuer_file, allow_private_fhir=True), engine
     )
     assert ctx.fhir_guard(None).check_url("http://10.1.2.3/fhir").host == "10.1.2.3"
 
 
-def test_caller_prefixes_flow_into_the_guard(db, issuer_file, tokens):
-    ctx = build_security(SecuritySettings(profile="production", trusted_issuers_path=issuer_file), db)
+def test_caller_prefixes_flow_into_the_guard(engine, issuer_file, tokens):
+    ctx = build_security(SecuritySettings(profile="production", trusted_issuers_path=issuer_file), engine)
     aud = "https://cds.example.org/cds-services/x"
     caller = ctx.authenticate("Bearer " + tokens.make(aud=aud), ctx.audiences("/cds-services/x", aud))
     guard = ctx.fhir_guard(caller)
@@ -125,12 +117,12 @@ def test_caller_prefixes_flow_into_the_guard(db, issuer_file, tokens):
         guard.check_url("https://other-fhir.example.org/r4/Patient/1")
 
 
-def test_audiences_use_public_base_url_when_set(db):
-    ctx = build_security(SecuritySettings(profile="dev", public_base_url="https://cds.example.org/base/"), db)
+def test_audiences_use_public_base_url_when_set(engine):
+    ctx = build_security(SecuritySettings(profile="dev", public_base_url="https://cds.example.org/base/"), engine)
     assert ctx.audiences("/cds-services", "http://10.0.0.3:8000/cds-services?x=1") == [
         "https://cds.example.org/base/cds-services"
     ]
-    ctx = build_security(SecuritySettings(profile="dev"), db)
+    ctx = build_security(SecuritySettings(profile="dev"), engine)
     assert ctx.audiences("/cds-services", "http://localhost:8000/cds-services?x=1") == [
         "http://localhost:8000/cds-services"
     ]
