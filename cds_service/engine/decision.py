@@ -81,8 +81,8 @@ def supply_lines(order: TherapyOrder, code: str, knowledge: Knowledge) -> tuple[
     return (SupplyLine(agent.supply.code, round_units(amount), unit),)
 
 
-def decide(order: TherapyOrder, patient: PatientFacts, other_codes: Iterable[str], knowledge: Knowledge) -> Decision:
-    choice = choose_code(order, patient, knowledge)
+def decide(order: TherapyOrder, choice: CodeChoice, patient: PatientFacts, other_codes: Iterable[str],
+           knowledge: Knowledge) -> Decision:
     coverage_ids = tuple(i for coverage in patient.coverages for i in coverage.identifiers)
     return Decision(
         order=order,
@@ -100,12 +100,14 @@ def decide_all(orders: tuple[TherapyOrder, ...], other_codes: tuple[str, ...], p
                knowledge: Knowledge) -> tuple[Decision, ...]:
     """Decide every order; each is checked for bundling against the others' recommended codes,
     the codes they carry as ordered, and the CPT codes of the non-therapy orders signed with it."""
+    choices = {order.reference: choose_code(order, patient, knowledge) for order in orders}
     billed: dict[str, list[str]] = {}
     for order in orders:
-        recommended = choose_code(order, patient, knowledge).code
+        recommended = choices[order.reference].code
         billed[order.reference] = [recommended] + (
             [order.ordered_code] if order.ordered_code and order.ordered_code != recommended else [])
     return tuple(
-        decide(order, patient, [code for ref, codes in billed.items() if ref != order.reference for code in codes]
-               + list(other_codes), knowledge)
+        decide(order, choices[order.reference], patient,
+               [code for ref, codes in billed.items() if ref != order.reference for code in codes] + list(other_codes),
+               knowledge)
         for order in orders)
