@@ -30,11 +30,21 @@ _WINDOW = 90
 _NOT_A_VISIT = {"planned", "cancelled", "entered-in-error"}
 
 
+def _validated(call: HookCall, resource: Resource) -> Resource:
+    """The validated copy of one prefetched resource, validated at most once per call however
+    many orders or evidence groups read it."""
+    cache: dict[int, Resource] = call.memo.setdefault("validated", {})
+    key = id(resource)  # the call holds every resource, so an id cannot be reused meanwhile
+    if key not in cache:
+        cache[key] = validate_resource(resource, f"prefetch {reference(resource)}")
+    return cache[key]
+
+
 def _selected(call: HookCall, resource_type: str, keep: Callable[[Resource], bool]) -> Iterator[Resource]:
     """Validated copies of the prefetched resources of one type that ``keep`` selects."""
     for resource in call.resources(resource_type):
         if for_patient(resource, call.patient_id) and keep(resource):
-            yield validate_resource(resource, f"prefetch {reference(resource)}")
+            yield _validated(call, resource)
 
 
 def _codes_of(resource: Resource) -> list:
@@ -132,7 +142,7 @@ def _observations(call: HookCall, group: str, knowledge: Knowledge, low: date, h
     for resource in _observation_groups(call, knowledge)[group]:
         when = _observation_date(resource)
         if (when is None and undated_ok) or (when is not None and low <= when <= high):
-            chosen.append(validate_resource(resource, f"prefetch {reference(resource)}"))
+            chosen.append(_validated(call, resource))
     return chosen
 
 
@@ -253,7 +263,7 @@ def _setting(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Knowle
                       if r.get("resourceType") == "Encounter" and for_patient(r, call.patient_id)
                       and r.get("status") in ("in-progress", "arrived", "planned")][:1]
     for raw in encounters:
-        encounter = validate_resource(raw, f"prefetch {reference(raw)}")
+        encounter = _validated(call, raw)
         place = [code for s, code in code_keys(*as_list(encounter.get("type")), encounter.get("serviceType"),
                                                    *[(loc.get("location") or {}).get("type") for loc in as_list(encounter.get("location"))
                                                      if isinstance(loc, dict)]) if s == "pos"]
