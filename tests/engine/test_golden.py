@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden" / "fixtures.json"
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _VOLATILE = {"uuid", "hookInstance"}
+_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\b")
 
 
 def _normalise(value: Any, today: date) -> Any:
@@ -39,6 +40,8 @@ def _normalise(value: Any, today: date) -> Any:
             except ValueError:
                 return match[0]
             return f"today{offset:+d}" if offset else "today"
+        if _UUID.fullmatch(value):
+            return "<uuid>"  # a fresh id (the CRD coverage assertion id), not a decision
         return _ISO_DATE.sub(relative, value)
     return value
 
