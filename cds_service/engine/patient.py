@@ -25,7 +25,6 @@ _INACTIVE_CONDITION = {"inactive", "remission", "resolved"}
 _BAD_VERIFICATION = {"refuted", "entered-in-error"}
 _DONE_STATUSES = {"completed", "in-progress"}
 _LIVE_REQUEST = {"draft", "active", "on-hold", "completed"}
-_WINDOW = 90
 # Encounters that are not a follow-up visit that took place: a planned visit has not happened yet.
 _NOT_A_VISIT = {"planned", "cancelled", "entered-in-error"}
 
@@ -148,7 +147,7 @@ def _observations(call: HookCall, group: str, knowledge: Knowledge, low: date, h
 
 def _weight_kg(call: HookCall, knowledge: Knowledge, day: date) -> float | None:
     latest: tuple[date, float] | None = None
-    for resource in _observations(call, "body-weight", knowledge, day - timedelta(days=365), day):
+    for resource in _observations(call, "body-weight", knowledge, day - timedelta(days=knowledge.windows.body_weight_days), day):
         quantity = resource.get("valueQuantity") or {}
         value = quantity.get("value")
         unit = str(quantity.get("code") or quantity.get("unit") or "kg").lower()
@@ -310,7 +309,8 @@ def patient_facts(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: K
         return PatientFacts()
     first = min(order.when for order in orders)
     last = max(order.when for order in orders)
-    low, high = first - timedelta(days=_WINDOW), last + timedelta(days=_WINDOW)
+    windows = knowledge.windows
+    low, high = first - timedelta(days=windows.before_treatment_days), last + timedelta(days=windows.after_treatment_days)
     conditions = _conditions(call, orders, knowledge)
     return PatientFacts(
         conditions=conditions,
