@@ -7,6 +7,7 @@ the file and the entry, not surface later as a silently wrong code recommendatio
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from datetime import date
@@ -21,6 +22,7 @@ from cds_service.knowledge.vocabulary import (
     BILLING_FACTS, CARRIERS, CODE_KINDS, DOC_KEYS, DOSE_RATES, MODIFIER_POLICIES, ORDER_FACTS, ROUTE_KINDS,
     SETTINGS, SUPPLY_UNITS, TECHNIQUES, WINDOWS, Fact,
 )
+from cds_service.knowledge.schema import shape_problems
 from cds_service.knowledge.systems import normalise_code
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -157,6 +159,10 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
     directory = Path(directory) if directory is not None else DATA_DIR
     checks = _Checks()
     data = {name: _read(directory, name, checks) for name in FILES}
+    shape = [problem for name in FILES for problem in shape_problems(f"{name}.toml", data[name])]
+    if shape:
+        # Wrong keys first and alone: checking the meaning of a mis-shaped file only adds noise.
+        raise KnowledgeError("invalid knowledge files:\n  " + "\n  ".join(shape))
 
     sources: dict[str, Source] = {}
     for key, entry in (data["sources"].get("sources") or {}).items():
@@ -532,7 +538,9 @@ def _conditions(when: Any, where: str, facts: Mapping[str, Fact], tables: Mappin
         at = f"{where} when.{name}"
         fact = facts.get(name)
         if fact is None:
-            checks.fail(at, f"unknown fact {name!r} (known facts: {', '.join(sorted(facts))})")
+            close = difflib.get_close_matches(name, sorted(facts), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            checks.fail(at, f"unknown fact {name!r} ({hint}known facts: {', '.join(sorted(facts))})")
             continue
         allowed: Collection[str] | None = None
         if isinstance(fact.values, str):
