@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     database = make_engine(settings.database_url)
     jti_table(db_metadata)  # on the shared metadata first, so migrate creates it under its lock
     migrate(database)
-    knowledge = knowledge or load_knowledge()
+    knowledge = knowledge or load_knowledge(settings.knowledge_dir)
     preload_models()  # fhir.resources models and compiled JSON Schemas: built before workers fork
     for schema in SCHEMA_FILES:
         validator(schema)

@@ -73,6 +73,7 @@ class Settings:
     log_level: str = "INFO"
     discovery_token_required: bool = False
     log_format: str = "text"
+    knowledge_dir: str | None = None  # a site's copy of the knowledge folder; None: the built-in one
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -103,6 +104,7 @@ class Settings:
             log_level=(env.get("CDS_LOG_LEVEL", "INFO").strip().upper() or "INFO"),
             discovery_token_required=_discovery_auth(env),
             log_format=_log_format(env),
+            knowledge_dir=(env.get("CDS_KNOWLEDGE_DIR", "").strip() or None),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":
