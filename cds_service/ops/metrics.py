@@ -24,8 +24,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client import multiprocess, values
 from prometheus_client import disable_created_metrics
 
-from cds_service.knowledge.vocabulary import CARD_KINDS, DOC_KEYS, PREFETCH_KEYS
-
 # The *_created series double the output and mean nothing once summed over workers.
 disable_created_metrics()
 
@@ -146,20 +144,18 @@ class Metrics:
         for card in cards:
             indicator = card.get("indicator")
             indicator = indicator if indicator in _INDICATORS else "other"
-            card_type = (card.get("extension") or {}).get("cds-service.card-type") or "unspecified"
-            card_type = card_type if card_type in CARD_KINDS or card_type == "unspecified" else "other"
+            card_type = bounded_key((card.get("extension") or {}).get("cds-service.card-type") or "unspecified")
             self.cards.labels(service, indicator, card_type).inc()
         for decision in decisions:
             code = code_of(decision.get("recommendedCode"))
             self.decisions.labels(service, bounded_code(code) if code else "none").inc()
             for key in documentation_keys(decision):
-                self.documentation_gaps.labels(key if key in DOC_KEYS else "other").inc()
+                self.documentation_gaps.labels(bounded_key(key)).inc()
         unavailable = set(unavailable_keys)
         for key in fetched_keys:
-            label = key if key in PREFETCH_KEYS else "other"
-            self.fhir_fallback.labels(label).inc()
+            self.fhir_fallback.labels(bounded_key(key)).inc()
             if key in unavailable:
-                self.fhir_fallback_failures.labels(label).inc()
+                self.fhir_fallback_failures.labels(bounded_key(key)).inc()
 
     def observe_feedback(self, service: str, items: Iterable[Mapping[str, Any]]) -> None:
         for item in items:
