@@ -11,12 +11,16 @@ from cds_service.knowledge.loader import DATA_DIR, KnowledgeError, load_knowledg
 from cds_service.knowledge.model import CodeRule, Condition, Knowledge, ModifierRule
 
 
+def _value(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
 def _condition_text(condition: Condition) -> str:
     parts = []
     if condition.one_of:
-        parts.append(" or ".join(str(value) for value in condition.one_of))
+        parts.append(" or ".join(_value(value) for value in condition.one_of))
     if condition.none_of:
-        parts.append("not " + " or ".join(str(value) for value in condition.none_of))
+        parts.append("not " + " or ".join(_value(value) for value in condition.none_of))
     if condition.known is not None:
         parts.append("stated" if condition.known else "not stated")
     for name, bound in (("at least", condition.min), ("at most", condition.max), ("above", condition.above),
