@@ -157,8 +157,9 @@ def code_card(decision: Decision, knowledge: Knowledge, source_label: str, light
 
 def _needed_only_for(key: str, decision: Decision, knowledge: Knowledge) -> tuple[str, ...]:
     """The codes whose own documentation rule asks for ``key`` when the recommended code does
-    not: the item is listed because such a code is still an alternative (77750's follow-up plan
-    while 79101 is recommended), and the card says so."""
+    not: the item is listed because such a code is still an alternative (the follow-up plan of
+    the follow-up-inclusive code while the code without follow-up is recommended), and the card
+    says so."""
     own = knowledge.doc_by_code.get(decision.code)
     if own is not None and key in own.keys:
         return ()

@@ -64,7 +64,8 @@ def bundling(code: str, order: TherapyOrder, other_codes: Iterable[str], patient
 
     This order bills its recommended code, or the code it carries until someone accepts the
     suggestion; ``other_codes`` holds the same for the orders signed with it. A second order
-    carrying 79101 for the infusion a 77750 order already pays for is flagged on both, whatever
+    carrying the plain IV administration code for an infusion that a follow-up-inclusive order
+    already pays for is flagged on both, whatever
     each would be recoded to.
     """
     same_day = [past.code for past in patient.history if past.when == order.when]

@@ -433,7 +433,7 @@ def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks
     for key in DOC_KEYS:
         if key not in items:
             checks.fail("documentation.toml", f"documentation item {key!r} is missing")
-    # Keep the design §4 order whatever the file order, so gap lists are stable.
+    # Keep the published key order whatever the file order, so gap lists are stable.
     items = {key: items[key] for key in DOC_KEYS if key in items}
 
     by_kind: dict[str, DocRule] = {}
