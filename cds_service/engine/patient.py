@@ -32,7 +32,7 @@ _NOT_A_VISIT = {"planned", "cancelled", "entered-in-error"}
 def _validated(call: HookCall, resource: Resource) -> Resource:
     """The validated copy of one prefetched resource, validated at most once per call however
     many orders or evidence groups read it."""
-    cache: dict[int, Resource] = call.memo.setdefault("validated", {})
+    cache = call.cache.validated
     key = id(resource)  # the call holds every resource, so an id cannot be reused meanwhile
     if key not in cache:
         cache[key] = validate_resource(resource, f"prefetch {reference(resource)}")
@@ -120,7 +120,7 @@ _OBSERVATION_GROUPS = ("body-weight", "staging", "performance-status", "disease-
 def _observation_groups(call: HookCall, knowledge: Knowledge) -> dict[str, list[Resource]]:
     """The patient's live Observations (raw) by evidence group, found in one pass over the chart
     and kept for the call: each group used to rescan every Observation and recompute its codes."""
-    groups: dict[str, list[Resource]] | None = call.memo.get("observation-groups")
+    groups = call.cache.observation_groups
     if groups is None:
         groups = {group: [] for group in _OBSERVATION_GROUPS}
         for resource in call.resources("Observation"):
@@ -130,7 +130,7 @@ def _observation_groups(call: HookCall, knowledge: Knowledge) -> dict[str, list[
             for group in _OBSERVATION_GROUPS:
                 if any(knowledge.is_evidence(group, s, c) for s, c in codes):
                     groups[group].append(resource)
-        call.memo["observation-groups"] = groups
+        call.cache.observation_groups = groups
     return groups
 
 

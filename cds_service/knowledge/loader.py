@@ -424,9 +424,11 @@ def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks
     items: dict[str, DocItem] = {}
     for where, entry in _entries(data, "item", "documentation.toml", checks):
         key = checks.get(entry, "key", where, choices=set(DOC_KEYS))
+        # `phase` (pre or post) is documentation for the reader; which keys apply after a completed
+        # procedure is said by the `post` lists of the [[rule]] entries.
+        checks.get(entry, "phase", where, choices={"pre", "post"})
         item = DocItem(key=key or "", label=checks.get(entry, "label", where) or "",
-                       evidence=checks.get(entry, "evidence", where) or "",
-                       phase=checks.get(entry, "phase", where, choices={"pre", "post"}) or "pre")
+                       evidence=checks.get(entry, "evidence", where) or "")
         checks.sourced(entry, where)
         if key:
             items[key] = item

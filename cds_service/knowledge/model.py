@@ -97,7 +97,6 @@ class DocItem:
     key: str
     label: str
     evidence: str
-    phase: str
 
 
 @dataclass(frozen=True)
