@@ -24,8 +24,9 @@ def required_keys(code: str, order: TherapyOrder, knowledge: Knowledge,
     and the after-treatment keys once the procedure is done."""
     info = knowledge.codes.get(code)
     rules = [knowledge.doc_by_kind.get(info.kind if info else "unsealed")]
-    # The ordered code's own items (77750's follow-up plan) count while it is still a valid
-    # alternative; a 77750 ordered for tandem and ovoids is simply the wrong code, not a gap.
+    # The ordered code's own items (the follow-up plan of the follow-up-inclusive code) count while
+    # it is still a valid alternative; that code ordered for tandem and ovoids is simply the
+    # wrong code, not a gap.
     codes = {code} | ({order.ordered_code} if order.ordered_code in alternatives else set())
     rules += [knowledge.doc_by_code.get(c) for c in sorted(codes)]
     wanted: set[str] = set()
