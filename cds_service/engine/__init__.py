@@ -7,13 +7,14 @@ decide each order (:mod:`decision`), then render cards and the CRD systemAction 
 
 from __future__ import annotations
 
-from cds_service.engine.cards import SERVICE_LABEL, code_card, documentation_card, edit_cards
+from cds_service.engine.cards import code_card, documentation_card, edit_cards
 from cds_service.engine.coverage import coverage_actions
 from cds_service.engine.decision import Decision, decide_all
 from cds_service.engine.fhirdata import code_keys, reference
+from cds_service.engine.facts import TherapyOrder
 from cds_service.engine.orders import therapy_orders
 from cds_service.engine.patient import body_weight, patient_facts
-from cds_service.hooks.model import Guidance, HookCall
+from cds_service.hooks.model import SERVICE_LABEL, Guidance, HookCall
 from cds_service.knowledge import Knowledge
 from cds_service.knowledge.vocabulary import CORE_PREFETCH_KEYS, DOC_DEPENDS_ON, WEIGHT_PREFETCH_KEY
 
@@ -29,7 +30,7 @@ def _prefetch_keys_read(decisions: tuple[Decision, ...]) -> frozenset[str]:
     return frozenset(keys)
 
 
-def _selected(call: HookCall, orders):
+def _selected(call: HookCall, orders: tuple[TherapyOrder, ...]) -> tuple[TherapyOrder, ...]:
     """order-select speaks only about the orders the clinician is selecting right now."""
     chosen = set(call.selections)
     return tuple(order for order in orders if chosen & set(order.members))

@@ -19,7 +19,7 @@ from cds_service.engine.fhirdata import (
 )
 from cds_service.fhir.parsing import validate_resource
 from cds_service.hooks.model import HookCall
-from cds_service.knowledge.model import Knowledge
+from cds_service.knowledge.model import CodeKey, Knowledge
 
 _INACTIVE_CONDITION = {"inactive", "remission", "resolved"}
 _BAD_VERIFICATION = {"refuted", "entered-in-error"}
@@ -46,7 +46,7 @@ def _selected(call: HookCall, resource_type: str, keep: Callable[[Resource], boo
             yield _validated(call, resource)
 
 
-def _codes_of(resource: Resource) -> list:
+def _codes_of(resource: Resource) -> list[CodeKey]:
     return list(code_keys(resource.get("code")))
 
 
@@ -284,7 +284,7 @@ def _setting(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Knowle
 
 def _coverages(call: HookCall) -> tuple[CoverageFact, ...]:
     def keep(resource: Resource) -> bool:
-        return resource.get("status", "active") == "active"
+        return bool(resource.get("status", "active") == "active")
 
     facts = []
     names = {reference(org): org.get("name") for org in call.resources("Organization")}

@@ -55,7 +55,7 @@ class _Checks:
         self.problems.append(f"{where}: {message}")
 
     def get(self, entry: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...] = str,
-            required: bool = True, choices: set[str] | None = None) -> Any:
+            required: bool = True, choices: Collection[str] | None = None) -> Any:
         value = entry.get(key)
         if value is None:
             if required:
@@ -314,7 +314,8 @@ def _load_agents(data: dict[str, Any], checks: _Checks) -> tuple[dict[str, Agent
     return agents, matcher, indications
 
 
-def _load_routes(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks):
+def _load_routes(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks
+                 ) -> tuple[dict[str, Route], Matcher, dict[str, Site], Matcher, dict[str, Applicator], Matcher]:
     routes: dict[str, Route] = {}
     route_entries = []
     for where, entry in _entries(data, "route", "routes.toml", checks):
@@ -420,7 +421,8 @@ def _load_evidence(data: dict[str, Any], checks: _Checks) -> dict[str, Any]:
     }
 
 
-def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks):
+def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks
+                        ) -> tuple[dict[str, DocItem], dict[str, DocRule], dict[str, DocRule], frozenset[str]]:
     items: dict[str, DocItem] = {}
     for where, entry in _entries(data, "item", "documentation.toml", checks):
         key = checks.get(entry, "key", where, choices=set(DOC_KEYS))
@@ -586,7 +588,8 @@ def _conditions(when: Any, where: str, facts: Mapping[str, Fact], tables: Mappin
             negated = test.get("not")
             none_of = tuple(negated if isinstance(negated, list) else [] if negated is None else [negated])
             none_of = tuple(value for value in none_of if value_ok(value))
-            out.append(Condition(fact=name, none_of=none_of, known=known, **bounds))
+            out.append(Condition(fact=name, none_of=none_of, known=known, min=bounds["min"], max=bounds["max"],
+                                 above=bounds["above"], below=bounds["below"]))
         else:
             values = test if isinstance(test, list) else [test]
             if not values:

@@ -337,7 +337,7 @@ def shape_problems(file_name: str, data: dict[str, Any]) -> list[str]:
     try:
         model.model_validate(data)
     except ValidationError as error:
-        problems = []
+        problems: list[str] = []
         for item in error.errors():
             loc = tuple(item["loc"])
             # A value that may be a string or a list fails both branches; report the first.
