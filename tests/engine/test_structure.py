@@ -114,3 +114,9 @@ def test_every_rule_is_reachable(knowledge) -> None:
         assert rule.when not in seen, f"rule {rule.id!r} can never match: an earlier row has the same conditions"
         seen.append(rule.when)
     assert all(rule.when for rule in knowledge.code_rules[:-1])
+
+
+def test_the_guide_for_coding_specialists_lists_every_fact() -> None:
+    guide = (ROOT / "docs" / "knowledge.md").read_text()
+    for fact in (*vocab.ORDER_FACTS, *vocab.BILLING_FACTS):
+        assert f"`{fact}`" in guide, fact
