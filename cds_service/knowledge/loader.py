@@ -8,6 +8,7 @@ the file and the entry, not surface later as a silently wrong code recommendatio
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 import tomllib
 from datetime import date
@@ -24,6 +25,8 @@ from cds_service.knowledge.vocabulary import (
 )
 from cds_service.knowledge.schema import shape_problems
 from cds_service.knowledge.systems import normalise_code
+
+log = logging.getLogger(__name__)
 
 DATA_DIR = Path(__file__).parent / "data"
 FILES = ("sources", "codes", "agents", "routes", "evidence", "documentation", "edits", "payers", "rules")
@@ -192,6 +195,9 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
     if checks.problems:
         raise KnowledgeError("invalid knowledge files:\n  " + "\n  ".join(checks.problems))
 
+    if directory.resolve() != DATA_DIR.resolve():
+        # Say which folder decides the advice: a site's copy behaves differently from the built-in one.
+        log.info("coding knowledge loaded from %s (%d decision rows)", directory, len(code_rules))
     meta = data["codes"]["meta"]
     versions = sorted({str(data[name]["meta"]["version"]) for name in FILES})
     return Knowledge(
