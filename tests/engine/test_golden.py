@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ def _normalise(value: Any, today: date) -> Any:
 
 
 def _answers() -> dict[str, Any]:
-    today = date.today()
+    today = datetime.now(timezone.utc).date()  # the day the service itself takes as today
     discovery = discover([ROOT / "fhir_fixtures"], today=today)
     assert not discovery.problems
     runner = Runner(InProcessTransport())
