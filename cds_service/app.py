@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 from cds_service import engine
@@ -12,6 +10,7 @@ from cds_service.fhir.parsing import preload_models
 from cds_service.hooks.pipeline import HookHandler
 from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.ops import web as ops_web
+from cds_service.ops.logs import configure_logging
 from cds_service import pages
 from cds_service.schemas import SCHEMA_FILES, validator
 from cds_service.security.replay import jti_table
@@ -26,7 +25,7 @@ from cds_service.web.errors import register_error_handlers
 def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None) -> Flask:
     """Build the service. Everything costly (knowledge, schemas, database) happens here, once."""
     settings = settings or Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)  # the one log set-up, before anything logs
 
     app = Flask(__name__)
     app.config["CDS_SETTINGS"] = settings

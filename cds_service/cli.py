@@ -10,8 +10,9 @@ from cds_service import __version__, serve
 from cds_service.ops import report
 from cds_service.replay import command as replay
 from cds_service.config import ConfigError
+from cds_service.security import dev_issuer
 
-COMMAND_MODULES = [serve, report, replay]
+COMMAND_MODULES = [serve, report, replay, dev_issuer]
 
 
 def build_parser() -> argparse.ArgumentParser:

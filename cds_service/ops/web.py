@@ -14,7 +14,6 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import text
 
-from cds_service.ops.logs import configure_logging
 from cds_service.ops.metrics import Metrics
 
 blueprint = Blueprint("ops", __name__)
@@ -78,9 +77,8 @@ def _count_request(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Logging, metrics, the ops blueprint and the request counter for one app."""
-    settings = app.config.get("CDS_SETTINGS")
-    configure_logging(getattr(settings, "log_level", "INFO"), getattr(settings, "log_format", "text"))
+    """Metrics, the ops blueprint and the request counter for one app (logging is set up by the
+    app factory)."""
     app.extensions["cds_metrics"] = Metrics()
     app.register_blueprint(blueprint)
     app.after_request(_count_request)

@@ -44,6 +44,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
+from cds_service.config import DEFAULT_FHIR_CONNECT_TIMEOUT, DEFAULT_FHIR_READ_TIMEOUT
+
 from .errors import FhirAccessDenied
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -313,8 +315,8 @@ class FhirAccessGuard:
         resolver: Resolver | None = None,
         max_redirects: int = 3,
         max_response_bytes: int = 20 * 1024 * 1024,
-        connect_timeout: float = 3.0,
-        read_timeout: float = 8.0,
+        connect_timeout: float = DEFAULT_FHIR_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_FHIR_READ_TIMEOUT,
     ):
         self.policy = policy
         self.prefixes: tuple[NormalisedUrl, ...] | None = (
