@@ -9,6 +9,7 @@ Prometheus scrapes each replica on the internal network.
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -31,6 +32,18 @@ def healthz() -> Response:
     return _no_store(jsonify({"status": "ok"}))
 
 
+def knowledge_freshness(code_set_year: int, today: date | None = None) -> dict[str, Any]:
+    """How old the knowledge's code set is. Stale knowledge still answers (codes rarely vanish
+    overnight and refusing every call would be worse), so it is a warning, never "not ready"."""
+    current = (today or date.today()).year
+    age = max(0, current - int(code_set_year))
+    freshness: dict[str, Any] = {"age_years": age, "stale": age > 0}
+    if age > 0:
+        freshness["warning"] = (f"the coding knowledge is for code set {code_set_year}, {age} year(s) behind "
+                                f"{current}: review it against the {current} CPT/HCPCS update")
+    return freshness
+
+
 def readiness() -> tuple[bool, dict[str, Any]]:
     checks: dict[str, Any] = {}
     database = current_app.extensions.get("cds_db")
@@ -48,7 +61,8 @@ def readiness() -> tuple[bool, dict[str, Any]]:
         checks["knowledge"] = {"ok": False, "error": "not loaded"}
     else:
         checks["knowledge"] = {"ok": True, "version": knowledge.version, "code_set_year": knowledge.code_set_year,
-                               "effective_date": knowledge.effective_date.isoformat()}
+                               "effective_date": knowledge.effective_date.isoformat(),
+                               **knowledge_freshness(knowledge.code_set_year)}
     return all(check["ok"] for check in checks.values()), checks
 
 
@@ -79,6 +93,12 @@ def _count_request(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     """Metrics, the ops blueprint and the request counter for one app (logging is set up by the
     app factory)."""
-    app.extensions["cds_metrics"] = Metrics()
+    app.extensions["cds_metrics"] = metrics_ = Metrics()
+    knowledge = app.extensions.get("cds_knowledge")
+    if knowledge is not None:
+        freshness = knowledge_freshness(knowledge.code_set_year)
+        metrics_.set_knowledge_age(freshness["age_years"])
+        if freshness["stale"]:
+            log.warning("knowledge freshness: %s", freshness["warning"])
     app.register_blueprint(blueprint)
     app.after_request(_count_request)
