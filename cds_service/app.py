@@ -17,7 +17,7 @@ from cds_service.security.replay import jti_table
 from cds_service.security.web import install_security
 from cds_service.storage.db import make_engine, metadata as db_metadata, migrate
 from cds_service.storage.records import Store
-from cds_service.web import discovery, feedback, services
+from cds_service.web import discovery, feedback, openapi, services
 from cds_service.web.cors import register_cors
 from cds_service.web.errors import register_error_handlers
 
@@ -54,6 +54,6 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     register_cors(app)
     register_error_handlers(app)
     pages.init_app(app)  # the page layout, its style sheet and the page CSP
-    for module in (discovery, services, feedback):
+    for module in (discovery, services, feedback, openapi):
         app.register_blueprint(module.blueprint)
     return app
