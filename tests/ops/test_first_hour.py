@@ -5,6 +5,7 @@ every line, one-line settings errors, the 401 service label and the jti of every
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -99,7 +101,7 @@ def test_every_auth_failure_line_names_the_jti(served):
     base, issuer_dir, log = served
     issuer = load_dev_issuer(issuer_dir)
     wrong_aud = issuer.token(base + "/cds-services/radioelement-order-select")  # aud of another URL
-    jti = json.loads(__import__("base64").urlsafe_b64decode(wrong_aud.split(".")[1] + "==="))["jti"]
+    jti = json.loads(base64.urlsafe_b64decode(wrong_aud.split(".")[1] + "==="))["jti"]
     status, _ = post(base + SIGN, b"{}", wrong_aud)
     assert status == 401
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
@@ -146,8 +148,6 @@ def test_knowledge_freshness_on_a_served_instance(served):
     status, body = get(base + "/readyz")
     assert status == 200
     knowledge = json.loads(body)["checks"]["knowledge"]
-    from datetime import date
-
     age = max(0, date.today().year - knowledge["code_set_year"])
     assert knowledge["ok"] is True and knowledge["age_years"] == age and knowledge["stale"] is (age > 0)
     metrics = metric_samples(get(base + "/metrics")[1].decode())
