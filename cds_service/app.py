@@ -30,8 +30,8 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app = Flask(__name__)
     app.config["CDS_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False  # keep cards in the order the engine ranked them
-    app.json.compact = True
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep cards in the order the engine ranked them
+    app.json.compact = True  # type: ignore[attr-defined]
 
     database = make_engine(settings.database_url)
     jti_table(db_metadata)  # on the shared metadata first, so migrate creates it under its lock

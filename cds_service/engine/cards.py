@@ -87,7 +87,8 @@ def order_label(decision: Decision, knowledge: Knowledge) -> str:
 def with_code(resource: dict[str, Any], code: str, knowledge: Knowledge) -> dict[str, Any]:
     """The whole draft order with its CPT coding replaced by ``code`` (other codings kept)."""
     updated = copy.deepcopy(resource)
-    concept = updated.get("code") if isinstance(updated.get("code"), dict) else {}
+    current = updated.get("code")
+    concept: dict[str, Any] = current if isinstance(current, dict) else {}
     kept = [c for c in concept.get("coding", []) if c.get("system") not in (CPT_URI, "urn:oid:2.16.840.1.113883.6.12")]
     info = knowledge.codes.get(code)
     cpt = {"system": CPT_URI, "code": code}

@@ -87,7 +87,7 @@ def _choose_sealed(order: TherapyOrder, knowledge: Knowledge) -> CodeChoice:
     ordered = order.ordered_code
     if not group:
         ordered_info = knowledge.codes.get(ordered or "")
-        if ordered_info and ordered_info.kind == "sealed" and not ordered_info.deleted:
+        if ordered and ordered_info and ordered_info.kind == "sealed" and not ordered_info.deleted:
             return CodeChoice(ordered, (), "sealed-source brachytherapy; technique not stated", "the technique")
         return CodeChoice("77799", (), "sealed-source brachytherapy that no specific code describes from the order",
                           "the technique (intracavitary, interstitial or surface) and dose rate")

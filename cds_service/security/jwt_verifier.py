@@ -250,6 +250,7 @@ class JwtVerifier:
             if jku is None and issuer.jwks_url is None:
                 raise AuthenticationError("token has no jku and issuer has no jwks_url", iss=issuer.iss)
             url = jku or issuer.jwks_url
+            assert url is not None  # one of them is set (checked just above)
             try:
                 jwk = self.jwks_cache.get_key(url, kid)
             except JwksUnavailable:
@@ -282,6 +283,7 @@ class JwtVerifier:
         exp, iat = claims.get("exp"), claims.get("iat")
         if not _is_number(exp) or not _is_number(iat):
             raise AuthenticationError("exp/iat not numeric", iss=iss, jti=jti)
+        assert exp is not None  # numeric, checked just above
         tenant = claims.get("tenant")
         if tenant is not None and not isinstance(tenant, str):
             raise AuthenticationError("tenant is not a string", iss=iss, jti=jti)

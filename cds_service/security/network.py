@@ -293,7 +293,7 @@ def system_resolver(host: str, port: int) -> list[str]:
     for family, _type, _proto, _canon, sockaddr in infos:
         if family not in (socket.AF_INET, socket.AF_INET6):
             continue
-        address = sockaddr[0].split("%", 1)[0]
+        address = str(sockaddr[0]).split("%", 1)[0]
         if address not in seen:
             seen.append(address)
     return seen
@@ -455,7 +455,7 @@ class FhirAccessGuard:
         finally:
             response.close()
         response._content = b"".join(chunks)  # requests' documented-in-practice preload slot
-        response._content_consumed = True
+        response._content_consumed = True  # type: ignore[attr-defined]
 
 
 class _NoRedirectSession(requests.Session):

@@ -85,7 +85,8 @@ def authenticate_request() -> Caller | None:
             extra={"path": request.path},
         )
         raise
-    log.info("authenticated iss=%s jti=%s tenant=%s", caller.iss, caller.jti, caller.tenant or "-")
+    if caller is not None:
+        log.info("authenticated iss=%s jti=%s tenant=%s", caller.iss, caller.jti, caller.tenant or "-")
     return caller
 
 

@@ -103,7 +103,7 @@ def _service_id_parameter() -> dict[str, Any]:
 
 def _described_operations() -> dict[str, dict[str, Any]]:
     """(OpenAPI path) -> operations for the JSON API and the operations endpoints."""
-    jwt = [{"cdsHooksJwt": []}]
+    jwt: list[dict[str, list[str]]] = [{"cdsHooksJwt": []}]
     return {
         "/cds-services": {"get": {
             "summary": "CDS Hooks discovery", "operationId": "discovery",
@@ -144,7 +144,9 @@ def _described_operations() -> dict[str, dict[str, Any]]:
 
 def openapi_path(rule: str) -> str:
     """Flask's ``/cds-services/<service_id>`` → OpenAPI's ``/cds-services/{service_id}``."""
-    out, depth, name = [], 0, []
+    out: list[str] = []
+    name: list[str] = []
+    depth = 0
     for char in rule:
         if char == "<":
             depth, name = 1, []
