@@ -9,7 +9,7 @@ from typing import Sequence
 from cds_service import __version__, serve
 from cds_service.ops import report
 from cds_service.replay import command as replay
-from cds_service.config import ConfigError
+from cds_service.config import ConfigError, config_error_line
 from cds_service.security import dev_issuer
 
 COMMAND_MODULES = [serve, report, replay, dev_issuer]
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except ConfigError as error:
-        print(f"cds-service: configuration error: {error}", file=sys.stderr)
+        print(config_error_line(error), file=sys.stderr)
         return 2
 
 

@@ -200,12 +200,15 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def settings_or_exit() -> Settings:
-    """:meth:`Settings.from_env` for a command: a bad value is one line on stderr and exit 2."""
-    import sys
+def config_error_line(error: ConfigError, env: Mapping[str, str] | None = None) -> str:
+    """The one line a command prints for a bad setting: plain text, or a JSON object when
+    ``CDS_LOG_FORMAT=json`` is itself valid (so a log collector expecting JSON still parses it)."""
+    env = os.environ if env is None else env
+    message = f"cds-service: configuration error: {error}"
+    if (env.get("CDS_LOG_FORMAT") or "").strip().lower() == "json":
+        import json
+        from datetime import datetime, timezone
 
-    try:
-        return Settings.from_env()
-    except ConfigError as error:
-        print(f"cds-service: configuration error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        return json.dumps({"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": "ERROR",
+                           "logger": "cds_service.config", "message": message}, separators=(",", ":"))
+    return message

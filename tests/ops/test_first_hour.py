@@ -190,3 +190,12 @@ def test_version_and_help_read_no_settings():
     for args in (["--help"], ["serve", "--help"], ["replay", "--help"], ["token", "--help"]):
         result = cli(*args, env=env)
         assert result.returncode == 0 and "usage:" in result.stdout and result.stderr == "", args
+
+
+def test_with_json_logs_the_settings_error_line_is_json_too(tmp_path):
+    result = cli("serve", env={**os.environ, "CDS_LOG_FORMAT": "json", "CDS_WORKERS": "abc",
+                               "CDS_SQLITE_PATH": str(tmp_path / "x.sqlite3")}, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    entry = json.loads(line)
+    assert entry["level"] == "ERROR" and "CDS_WORKERS='abc'" in entry["message"]
