@@ -85,3 +85,16 @@ def test_ci_and_image_install_from_the_locks():
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
     assert "--require-hashes -r requirements/runtime.lock" in dockerfile
     assert "--no-deps" in dockerfile
+
+
+def test_version_is_written_once_and_the_package_is_typed():
+    from importlib.metadata import version
+
+    import cds_service
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "cds_service.__version__"}
+    assert version("cds-service") == cds_service.__version__
+    assert (ROOT / "cds_service" / "py.typed").is_file()
+    assert "py.typed" in pyproject["tool"]["setuptools"]["package-data"]["cds_service"]

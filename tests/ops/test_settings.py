@@ -83,3 +83,26 @@ def test_one_pair_of_fhir_timeout_defaults():
     client_defaults = FhirClient.__dataclass_fields__
     assert client_defaults["connect_timeout"].default == DEFAULT_FHIR_CONNECT_TIMEOUT
     assert client_defaults["read_timeout"].default == DEFAULT_FHIR_READ_TIMEOUT
+
+
+def test_knowledge_freshness_is_a_warning_never_unready():
+    from datetime import date
+
+    from cds_service.ops.web import knowledge_freshness
+
+    assert knowledge_freshness(2026, date(2026, 3, 1)) == {"age_years": 0, "stale": False}
+    assert knowledge_freshness(2027, date(2026, 12, 1)) == {"age_years": 0, "stale": False}  # next year's set early
+    stale = knowledge_freshness(2024, date(2026, 1, 2))
+    assert stale["age_years"] == 2 and stale["stale"] is True and "2024" in stale["warning"]
+
+
+def test_log_format_switches_both_ways():
+    import logging
+
+    from cds_service.ops.logs import JsonFormatter, configure_logging
+
+    root = logging.getLogger()
+    configure_logging("INFO", "json")
+    assert all(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
+    configure_logging("INFO", "text")
+    assert not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
