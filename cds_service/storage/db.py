@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 metadata = MetaData()
 
 # A list of codes or keys: JSONB on PostgreSQL (cheap to unnest in aggregates), JSON text elsewhere.
-_LIST = JSON().with_variant(JSONB(), "postgresql")
+_LIST = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 feedback = Table(
     "feedback",
