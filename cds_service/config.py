@@ -53,6 +53,33 @@ def _discovery_auth(env: Mapping[str, str]) -> bool:
     return raw == "required"
 
 
+DASHBOARD_AUTH_MODES = ("basic", "proxy", "off")
+
+
+def _dashboard(env: Mapping[str, str]) -> dict[str, object]:
+    """The dashboard's access settings (issue 15). Unset mode: Basic when a users file is given,
+    otherwise open on loopback in the dev profile and off in production."""
+    import ipaddress  # local: the rest of the settings need no address parsing
+
+    mode = env.get("CDS_DASHBOARD_AUTH", "").strip().lower() or None
+    if mode is not None and mode not in DASHBOARD_AUTH_MODES:
+        raise ConfigError(f"CDS_DASHBOARD_AUTH must be one of {', '.join(DASHBOARD_AUTH_MODES)}, got {mode!r}")
+    users = env.get("CDS_DASHBOARD_USERS", "").strip() or None
+    if mode == "basic" and users is None:
+        raise ConfigError("CDS_DASHBOARD_AUTH=basic needs CDS_DASHBOARD_USERS (a file of name:password-hash lines)")
+    proxies = tuple(item.strip() for item in env.get("CDS_DASHBOARD_PROXIES", "").split(",") if item.strip())
+    for item in proxies:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"CDS_DASHBOARD_PROXIES: not an IP address or network: {item!r}") from None
+    if mode == "proxy" and not proxies:
+        raise ConfigError("CDS_DASHBOARD_AUTH=proxy needs CDS_DASHBOARD_PROXIES (the proxy addresses to trust)")
+    header = env.get("CDS_DASHBOARD_PROXY_HEADER", "").strip() or "X-Forwarded-User"
+    return {"dashboard_auth": mode or ("basic" if users else None), "dashboard_users_path": users,
+            "dashboard_proxies": proxies, "dashboard_proxy_header": header}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration. Build it with :meth:`from_env`; tests use :meth:`with_overrides`."""
@@ -73,6 +100,11 @@ class Settings:
     log_level: str = "INFO"
     discovery_token_required: bool = False
     log_format: str = "text"
+    # /dashboard access (issue 15): None = open on loopback in dev, off in production
+    dashboard_auth: str | None = None
+    dashboard_users_path: str | None = None
+    dashboard_proxies: tuple[str, ...] = ()
+    dashboard_proxy_header: str = "X-Forwarded-User"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -103,6 +135,7 @@ class Settings:
             log_level=(env.get("CDS_LOG_LEVEL", "INFO").strip().upper() or "INFO"),
             discovery_token_required=_discovery_auth(env),
             log_format=_log_format(env),
+            **_dashboard(env),  # type: ignore[arg-type]
         )
 
     def with_overrides(self, **changes: object) -> "Settings":
