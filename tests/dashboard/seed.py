@@ -19,7 +19,7 @@ FIRST_DAY = datetime(2026, 11, 2, tzinfo=timezone.utc)  # a Monday
 DAYS = 21
 CODES = ("77750", "79101", "79005", "79403")
 GAPS = ("imaging-confirmation", "written-directive", "dosimetry-plan", "pathology")
-CARD_TYPES = ("code-confirmed", "code-change", "documentation-gap")
+CARD_TYPES = ("code", "documentation", "edit")  # the engine's card types
 REASONS = (("payer-policy", "Payer policy"), ("clinical-judgement", "Clinical judgement"), (None, None))
 # Patient-like strings that the audit row may hold and the dashboard must never show.
 PATIENT_MARKERS = ("Patient/pat-secret-4711", "Jane Secretpatient")
