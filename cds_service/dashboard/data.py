@@ -137,6 +137,8 @@ class DashboardData:
 
 def load(engine: Engine, filters: Filters, sources: Sequence[str] = ("report", "audit")) -> DashboardData:
     """Run only the aggregations the caller needs (a CSV needs one of the two)."""
-    report = build_report(engine, filters.start, filters.end, filters.service) if "report" in sources else {}
-    stats = audit_stats(engine, filters.start, filters.end, filters.service) if "audit" in sources else AuditStats()
+    report = build_report(engine, filters.start, filters.end, filters.service, stored=True) \
+        if "report" in sources else {}
+    stats = audit_stats(engine, filters.start, filters.end, filters.service, stored=True) \
+        if "audit" in sources else AuditStats()
     return DashboardData(filters, report, stats)

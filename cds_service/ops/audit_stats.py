@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import DateTime, and_, bindparam, case, func, select, text
 from sqlalchemy.engine import Connection, Engine
 
+from cds_service.ops import rollup
 from cds_service.ops.report import as_day, day_expression, week_of
 from cds_service.storage.db import audit
 
@@ -132,14 +133,13 @@ def _range_condition(start: datetime, end: datetime, service: str | None) -> Any
 
 
 def _unnest(connection: Connection, column: str, start: datetime, end: datetime, service: str | None,
-            only_if: str | None = None, by_day: bool = True) -> Iterable[Any]:
+            only_if: str | None = None) -> Iterable[Any]:
     """``(day, element, count)`` for a JSON list column, counting each listed element once per row.
 
     Table-valued functions in FROM are lateral on both backends; rows whose list is NULL are
     skipped before anything is unpacked.
     """
-    postgres = connection.dialect.name == "postgresql"
-    if postgres:
+    if connection.dialect.name == "postgresql":
         jsonb = column in ("recommended_codes", "documentation_gaps", "card_types")
         function = "jsonb_array_elements_text" if jsonb else "json_array_elements_text"
         day = "date(timezone('UTC', a.started_at))"
@@ -152,11 +152,9 @@ def _unnest(connection: Connection, column: str, start: datetime, end: datetime,
         filters.append("a.service_id = :service")
     if only_if:
         filters.append(only_if)
-    day_select = f"{day} AS day, " if by_day else ""
-    group = "day, e.value" if by_day else "e.value"
     statement = text(
-        f"SELECT {day_select}e.value AS value, count(*) AS n FROM audit AS a, {element} "
-        f"WHERE {' AND '.join(filters)} GROUP BY {group}"
+        f"SELECT {day} AS day, e.value AS value, count(*) AS n FROM audit AS a, {element} "
+        f"WHERE {' AND '.join(filters)} GROUP BY {day}, e.value"
     ).bindparams(bindparam("start", type_=DateTime(timezone=True)), bindparam("end", type_=DateTime(timezone=True)))
     params: dict[str, Any] = {"start": start, "end": end}
     if service:
@@ -164,9 +162,10 @@ def _unnest(connection: Connection, column: str, start: datetime, end: datetime,
     return connection.execute(statement, params)
 
 
-def audit_stats(engine: Engine, start: datetime, end: datetime, service: str | None = None) -> AuditStats:
-    """Aggregate the audit rows whose call started in [start, end), optionally of one service."""
-    dialect = engine.dialect.name
+def day_payloads(connection: Connection, start: datetime, end: datetime, service: str | None) -> dict[date, dict[str, Any]]:
+    """Every aggregate of the audit rows in [start, end), per UTC day, as JSON-ready payloads
+    (what :mod:`cds_service.ops.rollup` stores for a settled day)."""
+    dialect = connection.dialect.name
     postgres = dialect == "postgresql"
     condition = _range_condition(start, end, service)
     day = day_expression(audit.c.started_at, dialect).label("day")
@@ -174,8 +173,7 @@ def audit_stats(engine: Engine, start: datetime, end: datetime, service: str | N
     columns = [
         day,
         func.count().label("calls"),
-        func.count().filter(answered).label("answered") if postgres
-        else func.sum(case((answered, 1), else_=0)).label("answered"),
+        func.sum(case((answered, 1), else_=0)).label("answered"),
         func.sum(case((audit.c.status >= 400, 1), else_=0)).label("refused"),
         func.coalesce(func.sum(audit.c.decision_count), 0).label("decisions"),
         func.sum(case((audit.c.decision_count > 0, 1), else_=0)).label("with_decisions"),
@@ -186,45 +184,77 @@ def audit_stats(engine: Engine, start: datetime, end: datetime, service: str | N
             func.percentile_cont(0.5).within_group(audit.c.duration_ms).filter(answered).label("p50"),
             func.percentile_cont(0.95).within_group(audit.c.duration_ms).filter(answered).label("p95"),
         ]
+    out: dict[date, dict[str, Any]] = {}
+
+    def payload(key: Any) -> dict[str, Any]:
+        return out.setdefault(as_day(key), {"codes": {}, "gaps": {}, "unavailable": {}, "versions": {}})
+
+    for row in connection.execute(select(*columns).where(condition).group_by(day)):
+        payload(row.day).update({
+            "calls": int(row.calls), "answered": int(row.answered or 0), "refused": int(row.refused or 0),
+            "decisions": int(row.decisions or 0), "with_decisions": int(row.with_decisions or 0),
+            "checks_unavailable": int(row.checks_unavailable or 0),
+            "p50_ms": row.p50 if postgres else None, "p95_ms": row.p95 if postgres else None,
+        })
+    if not postgres:  # SQLite has no ordered-set aggregates: the same interpolation, in Python
+        durations: dict[date, list[float]] = defaultdict(list)
+        statement = select(day, audit.c.duration_ms).where(and_(condition, answered)).order_by(day, audit.c.duration_ms)
+        for row in connection.execute(statement):
+            durations[as_day(row.day)].append(float(row.duration_ms))
+        for key, values in durations.items():
+            payload(key).update({"p50_ms": percentile_cont(values, 0.5), "p95_ms": percentile_cont(values, 0.95)})
+    for name, column, only_if in (("codes", "recommended_codes", None), ("gaps", "documentation_gaps", None),
+                                  ("unavailable", "unavailable_keys", "a.checks_unavailable")):
+        for row in _unnest(connection, column, start, end, service, only_if=only_if):
+            payload(row.day)[name][str(row.value)] = int(row.n)
+    version = func.coalesce(audit.c.knowledge_version, "(unrecorded)").label("version")
+    statement = (select(day, version, func.count().label("calls"), func.min(audit.c.started_at).label("first"),
+                        func.max(audit.c.started_at).label("last"))
+                 .where(condition).group_by(day, version))
+    for row in connection.execute(statement):
+        payload(row.day)["versions"][row.version] = [int(row.calls), _utc_text(row.first), _utc_text(row.last)]
+    return out
+
+
+def from_payloads(payloads: dict[date, dict[str, Any]]) -> AuditStats:
+    """Merge per-day payloads (stored or live) into the dashboard's aggregates."""
     stats = AuditStats()
-    with engine.connect() as connection:
-        days: dict[date, DayStats] = {}
-        with_decisions = 0
-        for row in connection.execute(select(*columns).where(condition).group_by(day).order_by(day)):
-            current = DayStats(as_day(row.day), int(row.calls), int(row.answered or 0), int(row.refused or 0),
-                               int(row.decisions or 0), int(row.checks_unavailable or 0))
-            if postgres:
-                current.p50_ms, current.p95_ms = row.p50, row.p95
-            with_decisions += int(row.with_decisions or 0)
-            days[current.day] = current
-        if not postgres:  # SQLite has no ordered-set aggregates: the same interpolation, in Python
-            durations: dict[date, list[float]] = defaultdict(list)
-            statement = (select(day, audit.c.duration_ms).where(and_(condition, answered))
-                         .order_by(day, audit.c.duration_ms))
-            for row in connection.execute(statement):
-                durations[as_day(row.day)].append(float(row.duration_ms))
-            for key, values in durations.items():
-                days[key].p50_ms = percentile_cont(values, 0.5)
-                days[key].p95_ms = percentile_cont(values, 0.95)
-        stats.days = [days[key] for key in sorted(days)]
-        stats.with_decisions = with_decisions
-        stats.codes = {(as_day(r.day), str(r.value)): int(r.n)
-                       for r in _unnest(connection, "recommended_codes", start, end, service)}
-        stats.gaps = {(as_day(r.day), str(r.value)): int(r.n)
-                      for r in _unnest(connection, "documentation_gaps", start, end, service)}
-        stats.unavailable_keys = {str(r.value): int(r.n) for r in _unnest(
-            connection, "unavailable_keys", start, end, service, only_if="a.checks_unavailable", by_day=False)}
-        version = func.coalesce(audit.c.knowledge_version, "(unrecorded)").label("version")
-        statement = (select(version, func.count().label("calls"), func.min(audit.c.started_at).label("first"),
-                            func.max(audit.c.started_at).label("last"))
-                     .where(condition).group_by(version))
-        stats.versions = sorted(
-            ({"knowledge_version": row.version, "calls": int(row.calls),
-              "first_seen": _utc_text(row.first), "last_seen": _utc_text(row.last)}
-             for row in connection.execute(statement)),
-            key=lambda item: item["first_seen"],
-        )
+    versions: dict[str, list[Any]] = {}
+    unavailable: dict[str, int] = defaultdict(int)
+    for day in sorted(payloads):
+        item = payloads[day]
+        if "calls" in item:
+            stats.days.append(DayStats(day, item["calls"], item["answered"], item["refused"], item["decisions"],
+                                       item["checks_unavailable"], item["p50_ms"], item["p95_ms"]))
+            stats.with_decisions += item["with_decisions"]
+        for key, n in item["codes"].items():
+            stats.codes[(day, key)] = n
+        for key, n in item["gaps"].items():
+            stats.gaps[(day, key)] = n
+        for key, n in item["unavailable"].items():
+            unavailable[key] += n
+        for version, (calls, first, last) in item["versions"].items():
+            seen = versions.setdefault(version, [0, first, last])
+            seen[0] += calls
+            seen[1], seen[2] = min(seen[1], first), max(seen[2], last)
+    stats.unavailable_keys = dict(unavailable)
+    stats.versions = sorted(({"knowledge_version": version, "calls": calls, "first_seen": first, "last_seen": last}
+                             for version, (calls, first, last) in versions.items()), key=lambda row: row["first_seen"])
     return stats
+
+
+def audit_stats(engine: Engine, start: datetime, end: datetime, service: str | None = None,
+                stored: bool = False) -> AuditStats:
+    """Aggregate the audit rows whose call started in [start, end), optionally of one service.
+
+    ``stored``: read settled whole days from the rollup (the dashboard; [start, end) must be
+    whole UTC days); otherwise everything is counted live (the same SQL, the same numbers).
+    """
+    if stored:
+        first, last = start.date(), (end - timedelta(days=1)).date()
+        return from_payloads(rollup.per_day(engine, "audit", first, last, service, day_payloads))
+    with engine.connect() as connection:
+        return from_payloads(day_payloads(connection, start, end, service))
 
 
 def _utc_text(value: Any) -> str:

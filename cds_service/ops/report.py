@@ -26,6 +26,7 @@ from sqlalchemy import and_, func, inspect, select
 from sqlalchemy.engine import Engine, make_url
 
 from cds_service.config import Settings
+from cds_service.ops import rollup
 from cds_service.storage.db import feedback, issued_cards, make_engine
 
 UNKNOWN_CARD = "(unknown card)"
@@ -125,13 +126,15 @@ class FeedbackCell:
     count: int
 
 
-def feedback_cells(engine: Engine, start: datetime, end: datetime, service: str | None = None) -> list[FeedbackCell]:
+def feedback_cells(engine: Engine, start: datetime, end: datetime, service: str | None = None,
+                   stored: bool = False) -> list[FeedbackCell]:
     """The single SQL aggregation behind the report and the dashboard's feedback charts.
 
     Groups feedback in [start, end) (optionally of one service) by UTC day, card type,
     recommended code, knowledge version, outcome and override reason. A few thousand cells at
     most, whatever the table size; every breakdown is then a sum over them, so the report and
-    the dashboard agree by construction.
+    the dashboard agree by construction. ``stored`` (the dashboard, whole days only) reads
+    settled days from :mod:`cds_service.ops.rollup`, which stores these same cells.
     """
     tables = set(inspect(engine).get_table_names())
     missing = {"feedback", "issued_cards"} - tables
@@ -139,7 +142,25 @@ def feedback_cells(engine: Engine, start: datetime, end: datetime, service: str 
         names = " and ".join(sorted(missing))
         raise LookupError(f"the database has no {names} table{'s' if len(missing) > 1 else ''}: "
                           "has the service ever run on it?")
-    day = day_expression(feedback.c.outcome_timestamp, engine.dialect.name).label("day")
+    if stored:
+        days = rollup.per_day(engine, "feedback", start.date(), (end - timedelta(days=1)).date(), service,
+                              _cell_payloads)
+        return [FeedbackCell(day, *cell) for day, payload in sorted(days.items()) for cell in payload["cells"]]
+    with engine.connect() as connection:
+        return _query_cells(connection, start, end, service)
+
+
+def _cell_payloads(connection: Any, start: datetime, end: datetime, service: str | None) -> dict[date, dict[str, Any]]:
+    out: dict[date, dict[str, Any]] = {}
+    for cell in _query_cells(connection, start, end, service):
+        out.setdefault(cell.day, {"cells": []})["cells"].append(
+            [cell.card_type, cell.recommended_code, cell.knowledge_version, cell.outcome, cell.override_code,
+             cell.override_display, cell.count])
+    return out
+
+
+def _query_cells(connection: Any, start: datetime, end: datetime, service: str | None) -> list[FeedbackCell]:
+    day = day_expression(feedback.c.outcome_timestamp, connection.dialect.name).label("day")
     unknown = issued_cards.c.card_uuid.is_(None)
     joined = feedback.outerjoin(issued_cards, issued_cards.c.card_uuid == feedback.c.card_uuid)
     condition = and_(feedback.c.outcome_timestamp >= start, feedback.c.outcome_timestamp < end)
@@ -162,20 +183,19 @@ def feedback_cells(engine: Engine, start: datetime, end: datetime, service: str 
         .group_by(day, unknown, issued_cards.c.card_type, issued_cards.c.recommended_code,
                   issued_cards.c.knowledge_version, feedback.c.outcome, feedback.c.override_code)
     )
-    with engine.connect() as connection:
-        return [
-            FeedbackCell(
-                day=as_day(row.day),
-                card_type=UNKNOWN_CARD if row.unknown else (row.card_type or UNSPECIFIED),
-                recommended_code=UNKNOWN_CARD if row.unknown else (row.recommended_code or UNSPECIFIED),
-                knowledge_version=UNKNOWN_CARD if row.unknown else (row.knowledge_version or UNSPECIFIED),
-                outcome=row.outcome,
-                override_code=row.override_code,
-                override_display=row.override_display,
-                count=int(row.n),
-            )
-            for row in connection.execute(statement)
-        ]
+    return [
+        FeedbackCell(
+            day=as_day(row.day),
+            card_type=UNKNOWN_CARD if row.unknown else (row.card_type or UNSPECIFIED),
+            recommended_code=UNKNOWN_CARD if row.unknown else (row.recommended_code or UNSPECIFIED),
+            knowledge_version=UNKNOWN_CARD if row.unknown else (row.knowledge_version or UNSPECIFIED),
+            outcome=row.outcome,
+            override_code=row.override_code,
+            override_display=row.override_display,
+            count=int(row.n),
+        )
+        for row in connection.execute(statement)
+    ]
 
 
 def _ordered(groups: dict[Any, Tally], names: Sequence[str], by_key: bool = False) -> list[dict[str, Any]]:
@@ -239,9 +259,10 @@ def summarise(cells: Sequence[FeedbackCell], start: datetime, end: datetime,
     }
 
 
-def build_report(engine: Engine, start: datetime, end: datetime, service: str | None = None) -> dict[str, Any]:
+def build_report(engine: Engine, start: datetime, end: datetime, service: str | None = None,
+                 stored: bool = False) -> dict[str, Any]:
     """Aggregate feedback in [start, end) into the report structure (plain JSON-ready dict)."""
-    return summarise(feedback_cells(engine, start, end, service), start, end, service)
+    return summarise(feedback_cells(engine, start, end, service, stored), start, end, service)
 
 
 # The report's breakdowns as CSV: one tidy table, a ``breakdown`` column naming each row's group.
