@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 import uuid
+from datetime import date, datetime, time as day_start, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,7 +31,6 @@ from cds_service.ops.report import build_report  # noqa: E402
 from cds_service.storage.db import make_engine, migrate  # noqa: E402
 from cds_service.testing.postgres import sqlalchemy_url  # noqa: E402
 
-FIRST_DAY = "2026-09-01"
 
 SEED_AUDIT = """
 INSERT INTO audit (hook_instance, service_id, hook, status, started_at, duration_ms, fetch_ms, engine_ms,
@@ -79,17 +79,16 @@ SELECT c.service_id, c.card_uuid,
        NULL,
        c.issued_at + interval '2 hours', c.issued_at + interval '2 hours'
 FROM issued_cards AS c
-WHERE c.id % :stride = 0
+ORDER BY hashtext(c.card_uuid)
 LIMIT :rows
 """
 
 
-def seed(engine, audit_rows: int, feedback_rows: int, days: int) -> dict[str, int]:
+def seed(engine, audit_rows: int, feedback_rows: int, first: date, days: int) -> dict[str, int]:
     with engine.begin() as connection:
-        connection.execute(text(SEED_AUDIT.format(first=FIRST_DAY, days=days)), {"rows": audit_rows})
+        connection.execute(text(SEED_AUDIT.format(first=first.isoformat(), days=days)), {"rows": audit_rows})
         connection.execute(text(SEED_CARDS))
-        cards = connection.execute(text("SELECT count(*) FROM issued_cards")).scalar_one()
-        connection.execute(text(SEED_FEEDBACK), {"rows": feedback_rows, "stride": max(1, cards // feedback_rows)})
+        connection.execute(text(SEED_FEEDBACK), {"rows": feedback_rows})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE audit"))
         connection.execute(text("VACUUM ANALYZE issued_cards"))
@@ -134,18 +133,16 @@ def main() -> int:
     try:
         engine = make_engine(url)
         migrate(engine)
+        last = datetime.now(timezone.utc).date()  # the rows end today, which stays live
+        first = last - timedelta(days=args.days - 1)
         started = time.perf_counter()
-        counts = seed(engine, args.audit_rows, args.feedback_rows, args.days)
+        counts = seed(engine, args.audit_rows, args.feedback_rows, first, args.days)
         print(f"seeded in {time.perf_counter() - started:.1f} s: "
               + ", ".join(f"{table} {n:,} rows" for table, n in counts.items()))
         engine.dispose()
 
         app = create_app(Settings(database_url=url, auth_enabled=False, log_level="WARNING"))
         client = app.test_client()
-        from datetime import date, timedelta
-
-        first = date.fromisoformat(FIRST_DAY)
-        last = first + timedelta(days=args.days - 1)
         whole = f"since={first}&until={last}"
         month = f"since={last - timedelta(days=29)}&until={last}"
         pages = [
@@ -155,15 +152,29 @@ def main() -> int:
             ("/dashboard/calls-per-day.csv, all days", f"/dashboard/calls-per-day.csv?{whole}"),
             ("/dashboard/override-reasons.csv, all days", f"/dashboard/override-reasons.csv?{whole}"),
         ]
+        cold, size = timed(client, pages[0][1], 1)
+        print(describe(f"first render (computes and stores {args.days - 1} days)", cold, size))
         for label, path in pages:
             client.get(path)  # warm-up: connection pool, templates, PostgreSQL's caches
             times, size = timed(client, path, args.repeat)
             print(describe(label, times, size))
+        with app.extensions["cds_db"].begin() as connection:  # forget the stored days: every day live
+            connection.execute(text("DELETE FROM dashboard_rollup"))
+            connection.execute(text("DELETE FROM dashboard_rollup_mark"))
+        times, size = [], 0
+        for _ in range(max(1, args.repeat // 2)):
+            live = app.extensions["cds_db"]
+            started = time.perf_counter()
+            from cds_service.ops.audit_stats import audit_stats as live_stats
+            live_stats(live, datetime.combine(first, day_start.min, timezone.utc),
+                       datetime.combine(last + timedelta(days=1), day_start.min, timezone.utc))
+            build_report(live, datetime.combine(first, day_start.min, timezone.utc),
+                         datetime.combine(last + timedelta(days=1), day_start.min, timezone.utc))
+            times.append(time.perf_counter() - started)
+        print(describe("aggregation with nothing stored (all live)", times, 0))
 
         # The page's feedback numbers are the report's: show the totals side by side.
         html = client.get(f"/dashboard?{whole}").get_data(as_text=True)
-        from datetime import datetime, time as day_start, timezone
-
         start = datetime.combine(first, day_start.min, timezone.utc)
         end = datetime.combine(last + timedelta(days=1), day_start.min, timezone.utc)
         report = build_report(app.extensions["cds_db"], start, end)

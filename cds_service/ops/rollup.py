@@ -1,13 +1,13 @@
-"""Per-day aggregates of settled days, kept so the dashboard need not rescan a million audit rows.
+"""Per-day aggregates of past days, kept so the dashboard need not rescan a million audit rows.
 
 A day's aggregate is computed by the same SQL as a live one, for that day only, and stored in
-``dashboard_rollup`` (per source table, service scope and UTC day). Today and yesterday are always
-counted live. A stored day is dropped again when rows for it arrive later: every table read has
-an increasing ``id``, and each render first looks at the rows whose id is past the last one it
-saw (an index range on the primary key, cheap), and again at lower ids that were missing then (a
-transaction that committed late) for ten minutes. A day that rows changed while it was being
-computed is used for that render but not stored. Rows deleted from the source tables (a retention purge) clear
-the days before the oldest remaining row; after any other deletion, empty ``dashboard_rollup``.
+``dashboard_rollup`` (per source table, service scope and UTC day). Today is always counted live.
+A stored day is dropped again when rows for it arrive later: every table read has an increasing
+``id``, and each render first looks at the rows whose id is past the last one it saw (an index
+range on the primary key, cheap), and for ten minutes again at lower ids that were missing then
+(a transaction that committed late). A day that rows changed while it was being computed is used
+for that render but not stored. A retention purge clears the stored days before the oldest
+remaining row; after any other deletion from the source tables, call :func:`clear`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from cds_service.storage.db import audit, feedback, issued_cards, metadata
 
 ALL_SERVICES = "*"
-LIVE_DAYS = 2  # today and yesterday: still being written, never stored
+LIVE_DAYS = 1  # today: still being written, never stored
 PENDING_FOR = timedelta(minutes=10)  # how long a missing id is looked for again
 MAX_PENDING = 10_000
 ROLLUP_LOCK_KEY = 7_775_077_751
@@ -153,6 +153,14 @@ def invalidate(engine: Engine, source: str) -> dict[str, Mark]:
         return {watch.name: marks[watch.name] for watch in WATCHES[source]}
 
 
+def _tune(connection: Connection) -> None:
+    """Day-sized queries on a busy server: PostgreSQL's JIT compilation (set off by the row
+    estimates of JSON unpacking) and parallel-worker start-up each cost more than the query."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SET LOCAL jit = off"))
+        connection.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+
+
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, timezone.utc)
 
@@ -187,6 +195,7 @@ def per_day(engine: Engine, source: str, first: date, last: date, service: str |
                    if first + timedelta(days=n) not in found]
         computed: dict[date, Payload] = {}
         with engine.connect() as connection:
+            _tune(connection)
             for run_first, run_last in _runs(missing):
                 computed.update(compute(connection, _midnight(run_first), _midnight(run_last + timedelta(days=1)),
                                         service))
@@ -197,6 +206,7 @@ def per_day(engine: Engine, source: str, first: date, last: date, service: str |
     live_first = max(first, settled_last + timedelta(days=1))
     if live_first <= last:
         with engine.connect() as connection:
+            _tune(connection)
             out.update(compute(connection, _midnight(live_first), _midnight(last + timedelta(days=1)), service))
     return out
 
