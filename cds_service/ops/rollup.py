@@ -26,7 +26,7 @@ from cds_service.storage.db import audit, feedback, issued_cards, metadata
 ALL_SERVICES = "*"
 LIVE_DAYS = 1  # today: still being written, never stored
 PENDING_FOR = timedelta(minutes=10)  # how long a missing id is looked for again
-MAX_PENDING = 10_000
+MAX_PENDING = 1_000  # missing ids tracked at most (rolled-back inserts leave gaps too)
 ROLLUP_LOCK_KEY = 7_775_077_751
 
 rollup = Table(
@@ -128,10 +128,12 @@ def invalidate(engine: Engine, source: str) -> dict[str, Mark]:
         for watch in WATCHES[source]:
             newest = int(connection.execute(select(func.max(watch.table.c.id))).scalar() or 0)
             mark = marks.get(watch.name)
-            if mark is None:  # first look: nothing stored can be trusted
+            if mark is None:  # first look: nothing stored can be trusted; recent gaps may be late commits
                 connection.execute(delete(rollup).where(rollup.c.source == source))
-                mark = Mark(newest, {})
-                connection.execute(rollup_mark.insert().values(source=watch.name, last_id=newest, pending={}))
+                floor = max(0, newest - MAX_PENDING)
+                present = {int(i) for (i,) in connection.execute(select(watch.table.c.id).where(watch.table.c.id > floor))}
+                mark = Mark(newest, {str(i): now.isoformat() for i in range(floor + 1, newest + 1) if i not in present})
+                connection.execute(rollup_mark.insert().values(source=watch.name, last_id=newest, pending=mark.pending))
             else:
                 days, seen_ids = _touched(connection, watch, mark)
                 if days:
@@ -139,8 +141,9 @@ def invalidate(engine: Engine, source: str) -> dict[str, Mark]:
                 pending = {key: when for key, when in mark.pending.items()
                            if int(key) not in seen_ids and now - datetime.fromisoformat(when) < PENDING_FOR}
                 top = max(newest, mark.last_id)
-                missing = set(range(mark.last_id + 1, top + 1)) - seen_ids if top - mark.last_id <= MAX_PENDING else set()
-                pending.update({str(key): now.isoformat() for key in sorted(missing)[-MAX_PENDING:]})
+                missing = set(range(max(mark.last_id, top - MAX_PENDING) + 1, top + 1)) - seen_ids
+                pending.update({str(key): now.isoformat() for key in missing})
+                pending = dict(sorted(pending.items(), key=lambda item: int(item[0]))[-MAX_PENDING:])
                 mark = Mark(top, pending)
                 connection.execute(rollup_mark.update().where(rollup_mark.c.source == watch.name)
                                    .values(last_id=mark.last_id, pending=mark.pending))
