@@ -7,11 +7,12 @@ import sys
 from typing import Sequence
 
 from cds_service import __version__, serve
+from cds_service.dashboard import command as dashboard_user
 from cds_service.ops import report
 from cds_service.replay import command as replay
 from cds_service.config import ConfigError
 
-COMMAND_MODULES = [serve, report, replay]
+COMMAND_MODULES = [serve, report, replay, dashboard_user]
 
 
 def build_parser() -> argparse.ArgumentParser:

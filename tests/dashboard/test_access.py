@@ -169,3 +169,21 @@ def test_an_ehr_jwt_never_opens_the_dashboard(tmp_path, users_file) -> None:
             assert response.status_code in (401, 404), mode
             assert "cds-services" not in response.get_data(as_text=True)
         app.extensions["cds_db"].dispose()
+
+
+def test_dashboard_user_command_makes_a_line_the_server_accepts(build, tmp_path, monkeypatch, capsys) -> None:
+    import io
+
+    from cds_service.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough secret\n"))
+    assert main(["dashboard-user", "carla"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("carla:$argon2id$") and "a long enough secret" not in line
+    users = tmp_path / "users"
+    users.write_text(line + "\n")
+    client = build(profile="production", dashboard_users_path=str(users), dashboard_auth="basic")
+    assert client.get(PAGE, headers=basic("carla", "a long enough secret")).status_code == 200
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["dashboard-user", "carla"]) == 2
+    assert main(["dashboard-user", "bad:name"]) == 2
