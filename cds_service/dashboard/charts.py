@@ -8,8 +8,8 @@ each series also differs by line pattern, so colour is never the only cue.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
-from itertools import count
 from typing import Callable, Sequence
 
 from markupsafe import Markup, escape
@@ -19,7 +19,6 @@ from markupsafe import Markup, escape
 PALETTE = ("#0b5cad", "#b35900", "#1b7f5b", "#a4286a", "#5a4fcf", "#6b6b00", "#444444", "#b8325a")
 DASHES = ("", "6 3", "2 3", "8 3 2 3", "4 4", "1 2", "10 4", "3 6")
 WIDTH = 720
-_ids = count(1)
 
 
 def _number(value: float) -> str:
@@ -39,7 +38,7 @@ class Series:
 
 
 def _frame(title: str, description: str, height: int, body: str) -> Markup:
-    ident = f"chart-{next(_ids)}"
+    ident = "chart-" + (re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "untitled")  # titles are unique
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {WIDTH} {height}" '
         f'width="{WIDTH}" height="{height}" aria-labelledby="{ident}-t {ident}-d" class="chart">'
