@@ -7,6 +7,7 @@ import sys
 from typing import Sequence
 
 from cds_service import __version__, serve
+from cds_service.dashboard import command as dashboard_user
 from cds_service.ops import report
 from cds_service.replay import command as replay
 from cds_service.config import ConfigError, config_error_line
@@ -14,7 +15,7 @@ from cds_service.knowledge import KnowledgeError
 from cds_service.knowledge import command as knowledge
 from cds_service.security import dev_issuer
 
-COMMAND_MODULES = [serve, report, replay, knowledge, dev_issuer]
+COMMAND_MODULES = [serve, report, replay, knowledge, dev_issuer, dashboard_user]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -131,6 +131,36 @@ def _log_level(env: Mapping[str, str]) -> str:
     return _choice(env, "CDS_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), str.upper)
 
 
+DASHBOARD_AUTH_MODES = ("basic", "proxy", "off")
+
+
+def _dashboard(env: Mapping[str, str]) -> dict[str, object]:
+    """The dashboard's access settings. Unset mode: Basic when a users file is given, otherwise
+    open on loopback in the dev profile and off in production."""
+    import ipaddress  # local: the rest of the settings need no address parsing
+
+    raw_mode = _raw(env, "CDS_DASHBOARD_AUTH")
+    mode = None if raw_mode is None else raw_mode.strip().lower()
+    if mode is not None and mode not in DASHBOARD_AUTH_MODES:
+        raise bad_value("CDS_DASHBOARD_AUTH", raw_mode or "", "one of " + ", ".join(DASHBOARD_AUTH_MODES))
+    users = _text(env, "CDS_DASHBOARD_USERS")
+    if mode == "basic" and users is None:
+        raise bad_value("CDS_DASHBOARD_AUTH", "basic", "CDS_DASHBOARD_USERS set as well (a file of name:password-hash lines)")
+    raw_proxies = _raw(env, "CDS_DASHBOARD_PROXIES") or ""
+    proxies = tuple(item.strip() for item in raw_proxies.split(",") if item.strip())
+    for item in proxies:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise bad_value("CDS_DASHBOARD_PROXIES", raw_proxies,
+                            "a comma-separated list of IP addresses or networks") from None
+    if mode == "proxy" and not proxies:
+        raise bad_value("CDS_DASHBOARD_AUTH", "proxy", "CDS_DASHBOARD_PROXIES set as well (the proxy addresses to trust)")
+    header = _text(env, "CDS_DASHBOARD_PROXY_HEADER") or "X-Forwarded-User"
+    return {"dashboard_auth": mode or ("basic" if users else None), "dashboard_users_path": users,
+            "dashboard_proxies": proxies, "dashboard_proxy_header": header}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration. Build it with :meth:`from_env`; tests use :meth:`with_overrides`."""
@@ -161,6 +191,11 @@ class Settings:
     threads: int = 4
     replay_token: str | None = None
     knowledge_dir: str | None = None  # a site's copy of the knowledge folder; None: the built-in one
+    # /dashboard access: None = open on loopback in dev, off in production
+    dashboard_auth: str | None = None
+    dashboard_users_path: str | None = None
+    dashboard_proxies: tuple[str, ...] = ()
+    dashboard_proxy_header: str = "X-Forwarded-User"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -196,6 +231,7 @@ class Settings:
             threads=_integer(env, "CDS_THREADS", 4, minimum=1, maximum=256),
             replay_token=_text(env, "CDS_REPLAY_TOKEN"),
             knowledge_dir=_text(env, "CDS_KNOWLEDGE_DIR"),
+            **_dashboard(env),  # type: ignore[arg-type]
         )
 
     def with_overrides(self, **changes: object) -> "Settings":

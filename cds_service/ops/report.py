@@ -13,6 +13,8 @@ database, a purged row) is grouped under ``(unknown card)``.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -24,6 +26,7 @@ from sqlalchemy import and_, func, inspect, select
 from sqlalchemy.engine import Engine, make_url
 
 from cds_service.config import Settings
+from cds_service.ops import rollup
 from cds_service.storage.db import feedback, issued_cards, make_engine
 
 UNKNOWN_CARD = "(unknown card)"
@@ -91,63 +94,154 @@ def date_range(since: str | None, until: str | None, today: date | None = None) 
     return start, end
 
 
-def build_report(engine: Engine, start: datetime, end: datetime) -> dict[str, Any]:
-    """Aggregate feedback in [start, end) into the report structure (plain JSON-ready dict)."""
+def day_expression(column: Any, dialect: str) -> Any:
+    """The UTC calendar day of a timestamp column, in SQL (PostgreSQL converts explicitly; SQLite
+    stores naive UTC text, so ``date()`` already reads the UTC day)."""
+    if dialect == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)
+
+
+def as_day(value: Any) -> date:
+    """PostgreSQL returns ``date``, SQLite an ISO string: one type for the roll-ups."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def week_of(day: date) -> date:
+    """The Monday that starts ``day``'s ISO week: the report's and the dashboard's week key."""
+    return day - timedelta(days=day.weekday())
+
+
+@dataclass(frozen=True)
+class FeedbackCell:
+    """One group of the feedback query: every breakdown is a sum over these cells."""
+
+    day: date
+    card_type: str
+    recommended_code: str
+    knowledge_version: str
+    outcome: str
+    override_code: str | None
+    override_display: str | None
+    count: int
+
+
+def feedback_cells(engine: Engine, start: datetime, end: datetime, service: str | None = None,
+                   stored: bool = False) -> list[FeedbackCell]:
+    """The single SQL aggregation behind the report and the dashboard's feedback charts.
+
+    Groups feedback in [start, end) (optionally of one service) by UTC day, card type,
+    recommended code, knowledge version, outcome and override reason. A few thousand cells at
+    most, whatever the table size; every breakdown is then a sum over them, so the report and
+    the dashboard agree by construction. ``stored`` (the dashboard, whole days only) reads
+    settled days from :mod:`cds_service.ops.rollup`, which stores these same cells.
+    """
     tables = set(inspect(engine).get_table_names())
     missing = {"feedback", "issued_cards"} - tables
     if missing:
         names = " and ".join(sorted(missing))
         raise LookupError(f"the database has no {names} table{'s' if len(missing) > 1 else ''}: "
                           "has the service ever run on it?")
+    if stored:
+        days = rollup.per_day(engine, "feedback", start.date(), (end - timedelta(days=1)).date(), service,
+                              _cell_payloads)
+        return [FeedbackCell(day, *cell) for day, payload in sorted(days.items()) for cell in payload["cells"]]
+    with engine.connect() as connection:
+        return _query_cells(connection, start, end, service)
+
+
+def _cell_payloads(connection: Any, start: datetime, end: datetime, service: str | None) -> dict[date, dict[str, Any]]:
+    out: dict[date, dict[str, Any]] = {}
+    for cell in _query_cells(connection, start, end, service):
+        out.setdefault(cell.day, {"cells": []})["cells"].append(
+            [cell.card_type, cell.recommended_code, cell.knowledge_version, cell.outcome, cell.override_code,
+             cell.override_display, cell.count])
+    return out
+
+
+def _query_cells(connection: Any, start: datetime, end: datetime, service: str | None) -> list[FeedbackCell]:
+    day = day_expression(feedback.c.outcome_timestamp, connection.dialect.name).label("day")
+    unknown = issued_cards.c.card_uuid.is_(None)
     joined = feedback.outerjoin(issued_cards, issued_cards.c.card_uuid == feedback.c.card_uuid)
+    condition = and_(feedback.c.outcome_timestamp >= start, feedback.c.outcome_timestamp < end)
+    if service:
+        condition = and_(condition, feedback.c.service_id == service)
     statement = (
         select(
-            issued_cards.c.card_uuid.is_(None).label("unknown"),
+            day,
+            unknown.label("unknown"),
             issued_cards.c.card_type,
             issued_cards.c.recommended_code,
+            issued_cards.c.knowledge_version,
             feedback.c.outcome,
             feedback.c.override_code,
             func.max(feedback.c.override_display).label("override_display"),
             func.count().label("n"),
         )
         .select_from(joined)
-        .where(and_(feedback.c.outcome_timestamp >= start, feedback.c.outcome_timestamp < end))
-        .group_by(
-            issued_cards.c.card_uuid.is_(None),
-            issued_cards.c.card_type,
-            issued_cards.c.recommended_code,
-            feedback.c.outcome,
-            feedback.c.override_code,
-        )
+        .where(condition)
+        .group_by(day, unknown, issued_cards.c.card_type, issued_cards.c.recommended_code,
+                  issued_cards.c.knowledge_version, feedback.c.outcome, feedback.c.override_code)
     )
+    return [
+        FeedbackCell(
+            day=as_day(row.day),
+            card_type=UNKNOWN_CARD if row.unknown else (row.card_type or UNSPECIFIED),
+            recommended_code=UNKNOWN_CARD if row.unknown else (row.recommended_code or UNSPECIFIED),
+            knowledge_version=UNKNOWN_CARD if row.unknown else (row.knowledge_version or UNSPECIFIED),
+            outcome=row.outcome,
+            override_code=row.override_code,
+            override_display=row.override_display,
+            count=int(row.n),
+        )
+        for row in connection.execute(statement)
+    ]
+
+
+def _ordered(groups: dict[Any, Tally], names: Sequence[str], by_key: bool = False) -> list[dict[str, Any]]:
+    """Rows of a breakdown: most feedback first (or in key order, for time series)."""
+    def sort_key(item: tuple[Any, Tally]) -> Any:
+        return item[0] if by_key else (-item[1].feedback, item[0])
+
+    rows = []
+    for key, tally in sorted(groups.items(), key=sort_key):
+        values = key if isinstance(key, tuple) else (key,)
+        rows.append({**{name: str(value) for name, value in zip(names, values)}, **tally.as_dict()})
+    return rows
+
+
+def summarise(cells: Sequence[FeedbackCell], start: datetime, end: datetime,
+              service: str | None = None) -> dict[str, Any]:
+    """Every breakdown of the report from the query's cells (plain JSON-ready dict)."""
     total = Tally()
-    by_type: dict[str, Tally] = {}
-    by_code: dict[str, Tally] = {}
+    groups: dict[str, dict[Any, Tally]] = {name: {} for name in (
+        "card_type", "recommended_code", "week", "week_card_type", "week_code", "knowledge_version")}
     reasons: dict[str, ReasonTally] = {}
-    with engine.connect() as connection:
-        for row in connection.execute(statement):
-            count = int(row.n)
-            card_type = UNKNOWN_CARD if row.unknown else (row.card_type or UNSPECIFIED)
-            code = UNKNOWN_CARD if row.unknown else (row.recommended_code or UNSPECIFIED)
-            total.add(row.outcome, count)
-            by_type.setdefault(card_type, Tally()).add(row.outcome, count)
-            by_code.setdefault(code, Tally()).add(row.outcome, count)
-            if row.outcome == "overridden":
-                reason = reasons.setdefault(row.override_code or NO_REASON, ReasonTally())
-                reason.overrides += count
-                reason.display = reason.display or row.override_display
-                reason.card_types[card_type] = reason.card_types.get(card_type, 0) + count
-
-    def ordered(groups: dict[str, Tally], name: str) -> list[dict[str, Any]]:
-        items = sorted(groups.items(), key=lambda item: (-item[1].feedback, item[0]))
-        return [{name: key, **tally.as_dict()} for key, tally in items]
-
+    for cell in cells:
+        week = week_of(cell.day).isoformat()
+        keys = {
+            "card_type": cell.card_type,
+            "recommended_code": cell.recommended_code,
+            "week": week,
+            "week_card_type": (week, cell.card_type),
+            "week_code": (week, cell.recommended_code),
+            "knowledge_version": cell.knowledge_version,
+        }
+        total.add(cell.outcome, cell.count)
+        for name, key in keys.items():
+            groups[name].setdefault(key, Tally()).add(cell.outcome, cell.count)
+        if cell.outcome == "overridden":
+            reason = reasons.setdefault(cell.override_code or NO_REASON, ReasonTally())
+            reason.overrides += cell.count
+            reason.display = max(filter(None, (reason.display, cell.override_display)), default=None)
+            reason.card_types[cell.card_type] = reason.card_types.get(cell.card_type, 0) + cell.count
     return {
         "since": start.isoformat(),
         "until": end.isoformat(),
+        "service": service,
         "total": total.as_dict(),
-        "by_card_type": ordered(by_type, "card_type"),
-        "by_recommended_code": ordered(by_code, "recommended_code"),
+        "by_card_type": _ordered(groups["card_type"], ["card_type"]),
+        "by_recommended_code": _ordered(groups["recommended_code"], ["recommended_code"]),
         "by_override_reason": [
             {
                 "reason": code,
@@ -158,7 +252,53 @@ def build_report(engine: Engine, start: datetime, end: datetime) -> dict[str, An
             }
             for code, tally in sorted(reasons.items(), key=lambda item: (-item[1].overrides, item[0]))
         ],
+        "by_week": _ordered(groups["week"], ["week"], by_key=True),
+        "by_week_and_card_type": _ordered(groups["week_card_type"], ["week", "card_type"], by_key=True),
+        "by_week_and_recommended_code": _ordered(groups["week_code"], ["week", "recommended_code"], by_key=True),
+        "by_knowledge_version": _ordered(groups["knowledge_version"], ["knowledge_version"]),
     }
+
+
+def build_report(engine: Engine, start: datetime, end: datetime, service: str | None = None,
+                 stored: bool = False) -> dict[str, Any]:
+    """Aggregate feedback in [start, end) into the report structure (plain JSON-ready dict)."""
+    return summarise(feedback_cells(engine, start, end, service, stored), start, end, service)
+
+
+# The report's breakdowns as CSV: one tidy table, a ``breakdown`` column naming each row's group.
+CSV_BREAKDOWNS = ("total", "by_card_type", "by_recommended_code", "by_override_reason", "by_week",
+                  "by_week_and_card_type", "by_week_and_recommended_code", "by_knowledge_version")
+CSV_COLUMNS = ("breakdown", "week", "card_type", "recommended_code", "knowledge_version", "reason", "display",
+               "feedback", "accepted", "overridden", "acceptance_rate", "override_rate", "overrides",
+               "share_of_overrides")
+
+
+def csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    """RFC 4180 CSV (CRLF line ends), None as an empty cell; columns missing from a row are empty.
+
+    Cells that a spreadsheet would run as a formula are prefixed with a quote (CSV injection).
+    """
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(column)) for column in columns])
+    return out.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def format_csv(report: dict[str, Any]) -> str:
+    rows: list[dict[str, Any]] = [{"breakdown": "total", **report["total"]}]
+    for name in CSV_BREAKDOWNS[1:]:
+        rows += [{"breakdown": name, **row} for row in report[name]]
+    return csv_text(CSV_COLUMNS, rows)
 
 
 def _percent(value: float | None) -> str:
@@ -178,12 +318,14 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], text_columns: 
 def format_table(report: dict[str, Any]) -> str:
     total = report["total"]
     out = [
-        f"Feedback from {report['since']} to {report['until']} (end exclusive)",
+        f"Feedback from {report['since']} to {report['until']} (end exclusive)"
+        + (f", service {report['service']}" if report.get("service") else ""),
         f"{total['feedback']} feedback items: {total['accepted']} accepted ({_percent(total['acceptance_rate'])}), "
         f"{total['overridden']} overridden ({_percent(total['override_rate'])})",
     ]
     headers = ["feedback", "accepted", "overridden", "accept rate", "override rate"]
-    for title, key in (("By card type", "card_type"), ("By recommended code", "recommended_code")):
+    for title, key in (("By card type", "card_type"), ("By recommended code", "recommended_code"),
+                       ("By week (starting Monday)", "week"), ("By knowledge version", "knowledge_version")):
         rows = [
             [item[key], item["feedback"], item["accepted"], item["overridden"],
              _percent(item["acceptance_rate"]), _percent(item["override_rate"])]
@@ -207,7 +349,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--since", help="first day included, YYYY-MM-DD (default: 30 days before --until)")
     parser.add_argument("--until", help="last day included, YYYY-MM-DD (default: today, UTC)")
-    parser.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                        help="output format (default table; csv: one row per group, a 'breakdown' column names it)")
+    parser.add_argument("--service", help="only the feedback of this service id (default: all services)")
     parser.add_argument("--database-url", help="SQLAlchemy URL (default: DATABASE_URL / CDS_SQLITE_PATH, as serve)")
     parser.set_defaults(handler=run)
 
@@ -227,7 +371,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     engine = make_engine(database_url)
     try:
-        report = build_report(engine, start, end)
+        report = build_report(engine, start, end, args.service)
     except LookupError as error:
         print(f"cds-service report: {error}", file=sys.stderr)
         return 1
@@ -235,6 +379,8 @@ def run(args: argparse.Namespace) -> int:
         engine.dispose()
     if args.format == "json":
         print(json.dumps(report, indent=2))
+    elif args.format == "csv":
+        sys.stdout.write(format_csv(report))
     else:
         print(format_table(report), end="")
     return 0

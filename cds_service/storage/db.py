@@ -12,9 +12,11 @@ from pathlib import Path
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -26,12 +28,16 @@ from sqlalchemy import (
     inspect,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 log = logging.getLogger(__name__)
 
 metadata = MetaData()
+
+# A list of codes or keys: JSONB on PostgreSQL (cheap to unnest in aggregates), JSON text elsewhere.
+_LIST = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 feedback = Table(
     "feedback",
@@ -49,6 +55,7 @@ feedback = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("issuer", String(255), nullable=True),
 )
+Index("ix_feedback_service_outcome_timestamp", feedback.c.service_id, feedback.c.outcome_timestamp)
 
 audit = Table(
     "audit",
@@ -67,7 +74,18 @@ audit = Table(
     Column("unavailable_keys", JSON, nullable=True),
     Column("decisions", JSON, nullable=True),
     Column("error", String(500), nullable=True),
+    # Coded summaries for the performance dashboard (aggregated in SQL; no patient data). JSONB on
+    # PostgreSQL so a million rows unnest quickly; empty lists are stored as NULL so the
+    # aggregation can skip rows without reading them.
+    Column("knowledge_version", String(64), nullable=True),
+    Column("decision_count", Integer, nullable=True),
+    Column("recommended_codes", _LIST, nullable=True),
+    Column("documentation_gaps", _LIST, nullable=True),
+    Column("card_types", _LIST, nullable=True),
+    Column("checks_unavailable", Boolean, nullable=True),
 )
+# Date-range aggregation per service (the dashboard's filters).
+Index("ix_audit_service_started", audit.c.service_id, audit.c.started_at)
 
 issued_cards = Table(
     "issued_cards",
@@ -79,6 +97,7 @@ issued_cards = Table(
     Column("card_type", String(64), nullable=True),
     Column("indicator", String(16), nullable=True),
     Column("recommended_code", String(16), nullable=True),
+    Column("knowledge_version", String(64), nullable=True),  # the report's breakdown by version
     Column("issued_at", DateTime(timezone=True), nullable=False, index=True),
     UniqueConstraint("card_uuid", name="uq_issued_cards_card_uuid"),
 )
@@ -149,6 +168,12 @@ def _migrate(connection: Connection, meta: MetaData) -> None:
             column_type = column.type.compile(dialect=connection.dialect)
             log.info("adding column %s.%s", table.name, column.name)
             connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {column_type}'))
+        # create_all makes the indexes of new tables only; an older table gets the newer ones here.
+        indexes = {index["name"] for index in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name and index.name not in indexes:
+                log.info("creating index %s", index.name)
+                index.create(connection)
 
 
 def redacted_url(database_url: str) -> str:

@@ -62,6 +62,7 @@ class Store:
                 "card_type": (card.get("extension") or {}).get("cds-service.card-type"),
                 "indicator": card.get("indicator"),
                 "recommended_code": (card.get("extension") or {}).get("cds-service.recommended-code"),
+                "knowledge_version": row.get("knowledge_version"),
                 "issued_at": now,
             }
             for card in cards

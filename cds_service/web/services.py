@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from cds_service.hooks.catalog import SERVICES_BY_ID, ServiceDefinition
 from cds_service.hooks.pipeline import CallOutcome, HookHandler
+from cds_service.ops.audit_columns import audit_columns
 from cds_service.ops.calls import observe_call
 from cds_service.replay.recorder import record_request
 from cds_service.storage.records import Store
@@ -94,6 +95,7 @@ def _audit(service: ServiceDefinition, body: Any, caller: Caller | None, status:
         "unavailable_keys": sorted(outcome.unavailable) if outcome else None,
         "decisions": decision_summary(outcome.decisions) if outcome else None,
         "error": error,
+        **audit_columns(outcome, current_app.extensions["cds_knowledge"].version),  # for /dashboard
     }
     store: Store = current_app.extensions["cds_store"]
     try:

@@ -173,7 +173,9 @@ def test_date_range_defaults_and_errors(capsys):
 
 
 def test_format_table_renders_every_section():
-    text = format_table({**EXPECTED, "since": "2026-11-01T00:00:00+00:00", "until": "2026-12-01T00:00:00+00:00"})
+    text = format_table({**EXPECTED, "since": "2026-11-01T00:00:00+00:00", "until": "2026-12-01T00:00:00+00:00",
+                         "by_week": [], "by_knowledge_version": []})
     assert [line for line in text.splitlines() if line.startswith("By ")] == [
-        "By card type", "By recommended code", "By override reason"]
+        "By card type", "By recommended code", "By week (starting Monday)", "By knowledge version",
+        "By override reason"]
     assert "9 feedback items: 5 accepted (55.6%), 4 overridden (44.4%)" in text
