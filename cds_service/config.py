@@ -53,6 +53,16 @@ def _discovery_auth(env: Mapping[str, str]) -> bool:
     return raw == "required"
 
 
+def _spool_dir(env: Mapping[str, str]) -> str:
+    """CDS_SPOOL_DIR, else the folder "cds-spool" beside CDS_SQLITE_PATH (even when DATABASE_URL
+    points at PostgreSQL: in the image that is the state directory /var/lib/cds-service)."""
+    explicit = env.get("CDS_SPOOL_DIR", "").strip()
+    if explicit:
+        return explicit
+    sqlite_path = env.get("CDS_SQLITE_PATH", "").strip() or DEFAULT_SQLITE_PATH
+    return str(Path(sqlite_path).expanduser().parent / "cds-spool")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration. Build it with :meth:`from_env`; tests use :meth:`with_overrides`."""
@@ -73,6 +83,11 @@ class Settings:
     log_level: str = "INFO"
     discovery_token_required: bool = False
     log_format: str = "text"
+    # Spool (issue 13): where audit rows, issued cards, feedback and token ids wait while the
+    # database is away; None = the folder "cds-spool" beside the SQLite file (see spool_path()).
+    spool_dir: str | None = None
+    spool_max_bytes: int = 64 * 1024 * 1024
+    sqlite_busy_timeout: float = 5.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -103,7 +118,19 @@ class Settings:
             log_level=(env.get("CDS_LOG_LEVEL", "INFO").strip().upper() or "INFO"),
             discovery_token_required=_discovery_auth(env),
             log_format=_log_format(env),
+            spool_dir=_spool_dir(env),
+            spool_max_bytes=int(_number(env, "CDS_SPOOL_MAX_BYTES", 64 * 1024 * 1024, minimum=65536)),
+            sqlite_busy_timeout=_number(env, "CDS_SQLITE_BUSY_TIMEOUT", 5.0, minimum=0.0),
         )
+
+    def spool_path(self) -> Path:
+        """The spool folder: CDS_SPOOL_DIR, else "cds-spool" beside the SQLite file (in the image
+        /var/lib/cds-service/cds-spool, the state directory), else "cds-spool" in the current one."""
+        if self.spool_dir:
+            return Path(self.spool_dir).expanduser()
+        if self.database_url.startswith("sqlite:///") and self.database_url != "sqlite:///:memory:":
+            return Path(self.database_url[len("sqlite:///"):]).expanduser().parent / "cds-spool"
+        return Path("cds-spool")
 
     def with_overrides(self, **changes: object) -> "Settings":
         return replace(self, **changes)  # type: ignore[arg-type]
