@@ -34,7 +34,6 @@ from typing import Any, Callable, Iterable, Protocol
 
 from sqlalchemy import and_, insert, select, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
 from cds_service.storage import spool as spool_files
 from cds_service.storage.db import audit, feedback, insert_ignoring_duplicates, is_outage, issued_cards, metadata
@@ -90,6 +89,7 @@ class Outbox:
     def _reset_process_state(self) -> None:
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # one flush round at a time (flusher thread, tests, tools)
         self._own: SpoolFile | None = None
         self._claimed: list[SpoolFile] = []
         self._outage = False
@@ -269,6 +269,10 @@ class Outbox:
         """One round: claim orphans, and if the database answers, drain everything held here.
         Returns the number of records applied."""
         self._here()
+        with self._flush_lock:
+            return self._flush_round()
+
+    def _flush_round(self) -> int:
         self._claim_orphans()
         with self._lock:
             handles = list(self._claimed) + ([self._own] if self._own is not None else [])
