@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     replay_cache = None
     if settings.auth_enabled:
         replay_cache = ReplayCache(database, db_metadata, local=local_jti, outage=outbox, catch_up=outbox.spool_jti)
-        outbox.periodic.append(local_jti.purge)
+        outbox.periodic.append(local_jti.maybe_purge)
     install_security(app, settings, database, db_metadata, replay_cache=replay_cache)
 
     ops_web.init_app(app)  # logging, metrics, /healthz /readyz /metrics (unauthenticated)

@@ -97,6 +97,7 @@ class LocalJtiCache:
     def __init__(self, directory: Path | str, clock: Callable[[], float] = time.time) -> None:
         self.directory = Path(directory)
         self._clock = clock
+        self._last_purge = 0.0
 
     def _path(self, iss: str, jti: str) -> Path:
         digest = hashlib.sha256(iss.encode() + b"\0" + jti.encode()).hexdigest()
@@ -143,8 +144,15 @@ class LocalJtiCache:
         except FileNotFoundError:
             pass
 
+    def maybe_purge(self, interval: float = 30.0) -> int:
+        """Purge at most once per ``interval`` seconds (the spool flusher calls this every round)."""
+        if self._clock() - self._last_purge < interval:
+            return 0
+        return self.purge()
+
     def purge(self) -> int:
         now = self._clock()
+        self._last_purge = now
         removed = 0
         try:
             names = os.listdir(self.directory)

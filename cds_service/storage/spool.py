@@ -144,19 +144,52 @@ def spool_files(directory: Path) -> list[Path]:
     return sorted(directory / name for name in names if name.startswith(PREFIX) and name.endswith(SUFFIX))
 
 
+# path -> (inode, offset counted from, size counted to, lines in between): /readyz asks often
+# during an outage, and a spool file only grows, so only the new bytes are counted each time.
+_counted: dict[Path, tuple[int, int, int, int]] = {}
+
+
 def depth_of(directory: Path) -> tuple[int, int]:
     """(records waiting, bytes waiting) over every spool file in ``directory``."""
     records = waiting = 0
-    for path in spool_files(directory):
+    paths = spool_files(directory)
+    for path in paths:
         offset = read_position(path)
         try:
-            size = path.stat().st_size
+            stat = path.stat()
         except FileNotFoundError:
             continue
-        if size > offset:
-            waiting += size - offset
-            records += count_lines(path, offset)
+        if stat.st_size <= offset:
+            _counted.pop(path, None)
+            continue
+        waiting += stat.st_size - offset
+        known = _counted.get(path)
+        if known and known[0] == stat.st_ino and known[1] == offset and known[2] <= stat.st_size:
+            lines = known[3] + _count_range(path, known[2], stat.st_size)
+        else:
+            lines = _count_range(path, offset, stat.st_size)
+        _counted[path] = (stat.st_ino, offset, stat.st_size, lines)
+        records += lines
+    for gone in set(_counted) - set(paths):
+        if gone.parent == directory:
+            del _counted[gone]
     return records, waiting
+
+
+def _count_range(path: Path, start: int, end: int) -> int:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            remaining, lines = end - start, 0
+            while remaining > 0:
+                chunk = handle.read(min(READ_CHUNK, remaining))
+                if not chunk:
+                    break
+                lines += chunk.count(b"\n")
+                remaining -= len(chunk)
+            return lines
+    except FileNotFoundError:
+        return 0
 
 
 def fsync_directory(directory: Path) -> None:

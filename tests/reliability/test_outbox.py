@@ -86,6 +86,24 @@ def test_a_line_cut_short_by_a_crash_is_never_read(tmp_path: Path) -> None:
     handle.close()
 
 
+def test_depth_follows_appends_and_flushes(tmp_path: Path) -> None:
+    handle = SpoolFile.create(tmp_path)
+    line = encode({"kind": "feedback", "rows": [{"a": 1}]})
+    for _ in range(3):
+        handle.append(line, 1 << 20)
+    assert spool_module.depth_of(tmp_path) == (3, 3 * len(line))
+    handle.append(line, 1 << 20)  # counted incrementally from where the last count stopped
+    assert spool_module.depth_of(tmp_path) == (4, 4 * len(line))
+    handle.mark_flushed(2 * len(line), 2)
+    assert spool_module.depth_of(tmp_path) == (2, 2 * len(line))
+    with pytest.raises(spool_module.SpoolFull):
+        handle.append(line, 4 * len(line))  # the bound: the newest is refused, the file unchanged
+    assert spool_module.depth_of(tmp_path) == (2, 2 * len(line))
+    handle.reset()
+    assert spool_module.depth_of(tmp_path) == (0, 0)
+    handle.close()
+
+
 # -- PostgreSQL outage, in process ---------------------------------------------------------------
 
 def test_outage_order_sign_and_feedback_are_spooled_then_stored_exactly_once(build, pg, pg_url, caplog) -> None:
