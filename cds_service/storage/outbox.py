@@ -303,7 +303,11 @@ class Outbox:
             if self._own is not None and self._own.size() == self._own.offset:
                 if self._own.offset:
                     self._own.reset()
-            for handle in [h for h in self._claimed if h.size() == h.offset]:
+            for handle in list(self._claimed):  # drained: what is left is a line cut short by a crash
+                if handle.size() > handle.offset:
+                    log.warning("spool of an exited process %s ended with %d bytes of a record cut short by "
+                                "the crash (never acknowledged); dropped", handle.path.name,
+                                handle.size() - handle.offset)
                 self._claimed.remove(handle)
                 handle.remove()
         self._publish_depth()

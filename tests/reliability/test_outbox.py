@@ -198,6 +198,9 @@ def test_the_spool_of_an_exited_process_is_flushed_by_the_next_one(tmp_path, pg,
         os._exit(0)
     """)
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    (spooled,) = spool_module.spool_files(directory)
+    with open(spooled, "ab") as handle:  # and it died in the middle of writing a second record
+        handle.write(encode({"kind": "feedback", "rows": [{"card_uuid": "x"}]})[:40])
     assert spool_module.depth_of(directory)[0] == 1
     engine = make_engine(pg_url)
     migrate(engine)
