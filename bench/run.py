@@ -20,6 +20,9 @@ What it does, in one run:
 4. reads the peak memory (VmHWM) of each server's master and workers from /proc;
 5. prints PASS/FAIL lines for the targets of issue 6. ``--check`` makes a failed target exit 1.
 
+``--soak MINUTES`` runs the soak instead (``bench/soak.py``): a steady mixed load at half
+capacity, reporting RSS growth, errors and spool depth.
+
 Nothing is installed and nothing needs root; it needs the project installed in the running
 interpreter (the README's install command).
 """
@@ -288,7 +291,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (bodies, server logs, databases)")
+    parser.add_argument("--soak", type=float, metavar="MINUTES",
+                        help="instead: a steady mixed load at half capacity for MINUTES (bench/soak.py); reports RSS "
+                             "growth, errors and spool depth; exits 1 when a soak target is missed")
+    parser.add_argument("--database-url", help="with --soak: run the service on this database instead of SQLite")
     args = parser.parse_args(argv)
+    if args.soak is not None:
+        import soak
+
+        return soak.run_soak(args.soak, args.workers, args.database_url, sys.modules[__name__])
     plan = make_plan(args)
 
     today = datetime.now(timezone.utc).date()

@@ -13,9 +13,10 @@ from cds_service.ops import web as ops_web
 from cds_service.ops.logs import configure_logging
 from cds_service import dashboard, pages
 from cds_service.schemas import SCHEMA_FILES, validator
-from cds_service.security.replay import jti_table
+from cds_service.security.replay import LocalJtiCache, ReplayCache, jti_table
 from cds_service.security.web import install_security
 from cds_service.storage.db import make_engine, metadata as db_metadata, migrate
+from cds_service.storage.outbox import Outbox
 from cds_service.storage.records import Store
 from cds_service.web import discovery, feedback, openapi, services
 from cds_service.web.cors import register_cors
@@ -33,7 +34,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep cards in the order the engine ranked them
     app.json.compact = True  # type: ignore[attr-defined]
 
-    database = make_engine(settings.database_url)
+    database = make_engine(settings.database_url, settings.sqlite_busy_timeout)
     jti_table(db_metadata)  # on the shared metadata first, so migrate creates it under its lock
     migrate(database)
     knowledge = knowledge or load_knowledge(settings.knowledge_dir)
@@ -42,15 +43,27 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
         validator(schema)
 
     app.extensions["cds_db"] = database
-    app.extensions["cds_store"] = Store(database)
+    # While the database is away, records wait in the durable spool (issue 13); each gunicorn
+    # worker starts its flusher after the fork (cds_service.serve), any process when it spools.
+    outbox = Outbox(database, settings.spool_path(), settings.spool_max_bytes)
+    app.extensions["cds_outbox"] = outbox
+    app.extensions["cds_store"] = Store(database, outbox)
     app.extensions["cds_knowledge"] = knowledge
     app.extensions["cds_handler"] = HookHandler(settings, knowledge, engine.advise)
     # JWT authentication, trusted issuers, profiles and the per-caller FHIR URL guard (issue 5).
     # Raises ConfigError when the security configuration must not start (e.g. production with
     # no trusted issuer); also sets app.extensions["cds_url_guard_for"].
-    install_security(app, settings, database, db_metadata)
+    # The jti replay check falls back to a per-host cache in the spool folder during an outage,
+    # and the spool carries the accepted ids to the database afterwards (README, Security).
+    local_jti = LocalJtiCache(settings.spool_path() / "jti")
+    replay_cache = None
+    if settings.auth_enabled:
+        replay_cache = ReplayCache(database, db_metadata, local=local_jti, outage=outbox, catch_up=outbox.spool_jti)
+        outbox.periodic.append(local_jti.maybe_purge)
+    install_security(app, settings, database, db_metadata, replay_cache=replay_cache)
 
     ops_web.init_app(app)  # logging, metrics, /healthz /readyz /metrics (unauthenticated)
+    outbox.observer = app.extensions["cds_metrics"]
     register_cors(app)
     register_error_handlers(app)
     pages.init_app(app)  # the page layout, its style sheet and the page CSP

@@ -161,6 +161,16 @@ def _dashboard(env: Mapping[str, str]) -> dict[str, object]:
             "dashboard_proxies": proxies, "dashboard_proxy_header": header}
 
 
+def _spool_dir(env: Mapping[str, str]) -> str:
+    """CDS_SPOOL_DIR, else the folder "cds-spool" beside CDS_SQLITE_PATH (even when DATABASE_URL
+    points at PostgreSQL: in the image that is the state directory /var/lib/cds-service)."""
+    explicit = _text(env, "CDS_SPOOL_DIR")
+    if explicit:
+        return explicit
+    sqlite_path = _text(env, "CDS_SQLITE_PATH") or DEFAULT_SQLITE_PATH
+    return str(Path(sqlite_path).expanduser().parent / "cds-spool")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration. Build it with :meth:`from_env`; tests use :meth:`with_overrides`."""
@@ -196,6 +206,11 @@ class Settings:
     dashboard_users_path: str | None = None
     dashboard_proxies: tuple[str, ...] = ()
     dashboard_proxy_header: str = "X-Forwarded-User"
+    # Where audit rows, issued cards, feedback and token ids wait while the database is away;
+    # None = the folder "cds-spool" beside the SQLite file (see spool_path()).
+    spool_dir: str | None = None
+    spool_max_bytes: int = 64 * 1024 * 1024
+    sqlite_busy_timeout: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -232,7 +247,19 @@ class Settings:
             replay_token=_text(env, "CDS_REPLAY_TOKEN"),
             knowledge_dir=_text(env, "CDS_KNOWLEDGE_DIR"),
             **_dashboard(env),  # type: ignore[arg-type]
+            spool_dir=_spool_dir(env),
+            spool_max_bytes=_integer(env, "CDS_SPOOL_MAX_BYTES", 64 * 1024 * 1024, minimum=65536),
+            sqlite_busy_timeout=_number(env, "CDS_SQLITE_BUSY_TIMEOUT", 5.0, minimum=0.0),
         )
+
+    def spool_path(self) -> Path:
+        """The spool folder: CDS_SPOOL_DIR, else "cds-spool" beside the SQLite file (in the image
+        /var/lib/cds-service/cds-spool, the state directory), else "cds-spool" in the current one."""
+        if self.spool_dir:
+            return Path(self.spool_dir).expanduser()
+        if self.database_url.startswith("sqlite:///") and self.database_url != "sqlite:///:memory:":
+            return Path(self.database_url[len("sqlite:///"):]).expanduser().parent / "cds-spool"
+        return Path("cds-spool")
 
     def with_overrides(self, **changes: object) -> "Settings":
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -126,6 +126,23 @@ class Metrics:
         self.feedback = Counter(
             "cds_feedback", "Feedback items stored, by service and outcome", ["service", "outcome"], registry=r
         )
+        # The spool (issue 13). Depth is summed over live workers; a dead worker's files are
+        # counted again by the worker that claims them.
+        self.spool_depth_gauge = Gauge(
+            "cds_spool_depth", "Records waiting in the spool for the database (audit rows with their issued "
+            "cards, feedback posts, token ids)", registry=r, multiprocess_mode="livesum",
+        )
+        self.spool_flushed_total = Counter(
+            "cds_spool_flushed", "Spooled records written to the database, by kind", ["kind"], registry=r
+        )
+        self.spool_appended_total = Counter(
+            "cds_spool_appended", "Records written to the spool because the database was away, by kind",
+            ["kind"], registry=r,
+        )
+        self.spool_refused_total = Counter(
+            "cds_spool_refused", "Records refused because the spool was full or not writable (the newest are "
+            "refused, the oldest kept), by kind", ["kind"], registry=r,
+        )
 
         # Set once at start (before the workers fork); "max" keeps it when summing worker files.
         self.knowledge_age = Gauge(
@@ -171,6 +188,20 @@ class Metrics:
         for item in items:
             outcome = item.get("outcome")
             self.feedback.labels(service, outcome if outcome in _OUTCOMES else "other").inc()
+
+    # -- the spool (cds_service.storage.outbox.SpoolObserver) ----------------------------------
+
+    def spool_appended(self, kind: str) -> None:
+        self.spool_appended_total.labels(bounded_key(kind)).inc()
+
+    def spool_refused(self, kind: str) -> None:
+        self.spool_refused_total.labels(bounded_key(kind)).inc()
+
+    def spool_flushed(self, kind: str, count: int) -> None:
+        self.spool_flushed_total.labels(bounded_key(kind)).inc(count)
+
+    def spool_depth(self, depth: int) -> None:
+        self.spool_depth_gauge.set(depth)
 
     # -- exposition ----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ Prometheus scrapes each replica on the internal network.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import date
 from typing import Any
 
@@ -44,7 +45,10 @@ def knowledge_freshness(code_set_year: int, today: date | None = None) -> dict[s
     return freshness
 
 
-def readiness() -> tuple[bool, dict[str, Any]]:
+def readiness() -> tuple[str, dict[str, Any]]:
+    """``ready``, ``degraded`` (database away or spool not yet drained, but calls are answered and
+    what they write is spooled: stay in the load balancer) or ``unavailable`` (no knowledge, or
+    the database is away and the spool folder cannot be used)."""
     checks: dict[str, Any] = {}
     database = current_app.extensions.get("cds_db")
     try:
@@ -63,15 +67,41 @@ def readiness() -> tuple[bool, dict[str, Any]]:
         checks["knowledge"] = {"ok": True, "version": knowledge.version, "code_set_year": knowledge.code_set_year,
                                "effective_date": knowledge.effective_date.isoformat(),
                                **knowledge_freshness(knowledge.code_set_year)}
-    return all(check["ok"] for check in checks.values()), checks
+    outbox = current_app.extensions.get("cds_outbox")
+    spool_usable = False
+    if outbox is not None:
+        try:
+            spool = outbox.status()
+            spool_usable = _writable(outbox.directory)
+            checks["spool"] = {"ok": spool_usable and spool["depth"] == 0, "writable": spool_usable, **spool}
+        except Exception as error:
+            checks["spool"] = {"ok": False, "error": type(error).__name__}
+    if not checks["knowledge"]["ok"]:
+        return "unavailable", checks
+    if checks["database"]["ok"] and checks.get("spool", {"ok": True})["ok"]:
+        return "ready", checks
+    if checks["database"]["ok"] or spool_usable:
+        return "degraded", checks
+    return "unavailable", checks
+
+
+def _writable(directory: Any) -> bool:
+    """The spool folder exists and can be written, or could be created."""
+    path = directory
+    while not path.exists():
+        if path.parent == path:
+            return False
+        path = path.parent
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
 
 
 @blueprint.get("/readyz")
 def readyz() -> Response:
-    """Ready to serve calls: the database answers ``SELECT 1`` and the knowledge is loaded."""
-    ready, checks = readiness()
-    response = jsonify({"status": "ready" if ready else "unavailable", "checks": checks})
-    response.status_code = 200 if ready else 503
+    """Ready to serve calls. ``degraded`` still answers 200: order-sign keeps answering during a
+    database outage, its records spooled; only ``unavailable`` is 503."""
+    status, checks = readiness()
+    response = jsonify({"status": status, "checks": checks})
+    response.status_code = 503 if status == "unavailable" else 200
     return _no_store(response)
 
 

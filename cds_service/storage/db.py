@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 from pathlib import Path
 
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -103,12 +106,15 @@ issued_cards = Table(
 )
 
 
-def make_engine(database_url: str) -> Engine:
+def make_engine(database_url: str, busy_timeout: float = 5.0) -> Engine:
+    """``busy_timeout``: seconds a SQLite write waits for the lock before it counts as an outage
+    (the record then goes to the spool instead of holding the EHR's call for longer)."""
     url = make_url(database_url)
+    busy_ms = int(busy_timeout * 1000)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": busy_timeout})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -121,13 +127,33 @@ def make_engine(database_url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.close()
 
         return engine
     if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("", "psycopg2") and url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # connect_timeout: a database that does not answer is an outage after 5 s (the spool takes
+    # over), not a call that hangs; the pool's own wait is bounded the same way.
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=5,
+                         connect_args={"connect_timeout": 5})
+
+
+def insert_ignoring_duplicates(engine_or_connection: Engine | Connection, table: Table) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING for the engine's dialect (SQLite and PostgreSQL)."""
+    if engine_or_connection.dialect.name == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
+def is_outage(error: BaseException) -> bool:
+    """True when a database error means "the database is away" (down, unreachable, locked, full
+    disk, pool exhausted) rather than "this row is wrong": only then is the record spooled."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, TimeoutError as PoolTimeout
+
+    if isinstance(error, (OperationalError, InterfaceError, PoolTimeout)):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
 # Any constant shared by every replica: serialises schema changes in one PostgreSQL database.

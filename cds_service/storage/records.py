@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
-from cds_service.storage.db import audit, feedback, issued_cards
+from cds_service.storage.db import audit, feedback, insert_ignoring_duplicates, issued_cards
+from cds_service.storage.outbox import Outbox, SpoolRefused
+
+log = logging.getLogger(__name__)
+
+
+class StorageUnavailable(Exception):
+    """The database is away and the record could not be kept durably either: the caller must
+    not acknowledge it (feedback answers 503 with Retry-After)."""
 
 
 def _timestamp(value: str) -> datetime:
@@ -21,7 +29,12 @@ def _timestamp(value: str) -> datetime:
 
 @dataclass
 class Store:
+    """Writes go through ``outbox`` when there is one (the service): straight to the database,
+    or to the durable spool while the database is away. Without one (reports, tools) they go
+    straight to the database and its errors reach the caller."""
+
     engine: Engine
+    outbox: Outbox | None = None
 
     def add_feedback(self, service_id: str, items: Iterable[dict[str, Any]], issuer: str | None = None) -> int:
         now = datetime.now(timezone.utc)
@@ -43,6 +56,12 @@ class Store:
                     "issuer": issuer,
                 }
             )
+        if self.outbox is not None:
+            try:
+                self.outbox.record_feedback(rows)
+            except SpoolRefused as error:
+                raise StorageUnavailable(str(error)) from None
+            return len(rows)
         with self.engine.begin() as connection:
             connection.execute(insert(feedback), rows)
         return len(rows)
@@ -68,14 +87,17 @@ class Store:
             for card in cards
             if card.get("uuid")
         ]
-        with self.engine.begin() as connection:
-            connection.execute(insert(audit), [row])
-        if card_rows:
+        if self.outbox is not None:
             try:
-                with self.engine.begin() as connection:
-                    connection.execute(insert(issued_cards), card_rows)
-            except IntegrityError:
-                pass  # a replayed hook instance re-sent the same card uuids: already recorded
+                self.outbox.record_call(dict(row), card_rows)
+            except SpoolRefused:  # counted (cds_spool_refused_total) and logged by the outbox
+                log.warning("audit row of hook instance %s not kept: database away and spool full",
+                            row.get("hook_instance"))
+            return
+        with self.engine.begin() as connection:  # one transaction: the row and its cards, or neither
+            connection.execute(insert(audit), [row])
+            if card_rows:  # a replayed hook instance re-sent the same card uuids: already recorded
+                connection.execute(insert_ignoring_duplicates(connection, issued_cards), card_rows)
 
     def audit_rows(self, hook_instance: str) -> list[dict[str, Any]]:
         with self.engine.connect() as connection:

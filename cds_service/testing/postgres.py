@@ -1,4 +1,5 @@
-"""A real PostgreSQL for tests: a throw-away database per test run, a schema per test.
+"""A real PostgreSQL for tests: a throw-away database per test run, a schema per test, and
+:class:`ThrowawayCluster`, a cluster of its own that fault tests stop and start.
 
 The server comes from ``CDS_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``,
 the development machines' trust-authenticated cluster). The user must be allowed to create
@@ -101,3 +102,110 @@ def skip_or_fail_unless_reachable(url: str, is_required: bool) -> None:
             pytrace=False,
         )
     pytest.skip(f"PostgreSQL not reachable at {where} ({problem}); set {ENV_URL} to run these tests")
+
+
+# -- a throw-away cluster of its own, for fault tests (stop it, start it, kill it) ---------------
+
+def _binary(name: str) -> str:
+    """``initdb`` / ``pg_ctl`` of the machine's PostgreSQL: on PATH, /usr/local/bin, or Debian's
+    /usr/lib/postgresql/<version>/bin (newest first)."""
+    import glob
+    import shutil
+
+    found = shutil.which(name) or shutil.which(name, path="/usr/local/bin")
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                        key=lambda path: [int(part) if part.isdigit() else part for part in path.split("/")])
+    if candidates:
+        return candidates[-1]
+    raise FileNotFoundError(f"{name} not found (install the Debian package postgresql)")
+
+
+def cluster_binaries_available() -> str | None:
+    """None when initdb and pg_ctl are there; else why not."""
+    try:
+        _binary("initdb")
+        _binary("pg_ctl")
+    except FileNotFoundError as error:
+        return str(error)
+    return None
+
+
+class ThrowawayCluster:
+    """A PostgreSQL cluster in a temporary folder on a free 127.0.0.1 port, run by the
+    ``postgres`` user when started as root (initdb refuses root), trust authentication.
+
+    Never touches the shared server on 5432: the port is free, the data folder is new.
+    ``stop()`` / ``start()`` simulate an outage; ``destroy()`` stops it and removes the folder.
+    """
+
+    def __init__(self) -> None:
+        import shutil
+        import socket
+        import tempfile
+
+        self.root = tempfile.mkdtemp(prefix="cds-pg-")
+        self.data = os.path.join(self.root, "data")
+        self.socket_dir = os.path.join(self.root, "sock")
+        os.makedirs(self.socket_dir)
+        self.log = os.path.join(self.root, "server.log")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self._as_postgres = os.geteuid() == 0
+        if self._as_postgres:
+            shutil.chown(self.root, "postgres")
+            shutil.chown(self.socket_dir, "postgres")
+        self._run([_binary("initdb"), "-D", self.data, "-U", "postgres", "-A", "trust", "--no-sync",
+                   "-E", "UTF8", "--locale=C"])
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as conf:
+            conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = "
+                       f"'{self.socket_dir}'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                       "max_connections = 60\nshared_buffers = 16MB\n")
+        self.start()
+
+    def _run(self, command: list[str], check: bool = True) -> int:
+        import subprocess
+
+        if self._as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout.decode(errors='replace')}")
+        return result.returncode
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL of the ``postgres`` database of this cluster."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def create_database(self, name: str) -> str:
+        with psycopg.connect(libpq_url(self.url), autocommit=True) as connection:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return sqlalchemy_url(self.url, database=name)
+
+    def start(self) -> None:
+        self._run([_binary("pg_ctl"), "-D", self.data, "-l", self.log, "-w", "-t", "60", "start"])
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast``: disconnect clients and shut down cleanly; ``immediate``: as if it crashed."""
+        self._run([_binary("pg_ctl"), "-D", self.data, "-m", mode, "-w", "-t", "60", "stop"])
+
+    def running(self) -> bool:
+        return self._run([_binary("pg_ctl"), "-D", self.data, "status"], check=False) == 0
+
+    def destroy(self) -> None:
+        import shutil
+
+        try:
+            if self.running():
+                self.stop("immediate")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> "ThrowawayCluster":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()

@@ -9,6 +9,7 @@ Preflight OPTIONS requests are answered in :mod:`cds_service.web.cors` before th
 from __future__ import annotations
 
 from cds_service.security import AuthenticationError, Caller
+from cds_service.security.replay import ReplayCheckUnavailable
 from cds_service.security.web import UNAUTHORIZED_MESSAGE, authenticate_request
 from cds_service.web.errors import ApiError
 
@@ -21,3 +22,6 @@ def authenticate() -> Caller | None:
         return authenticate_request()
     except AuthenticationError:
         raise ApiError(401, UNAUTHORIZED_MESSAGE, {"WWW-Authenticate": "Bearer"}) from None
+    except ReplayCheckUnavailable:  # database away and the token id cannot be kept locally either
+        raise ApiError(503, "the token replay check is unavailable right now; send the request again later",
+                       {"Retry-After": "5"}) from None

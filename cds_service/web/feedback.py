@@ -8,13 +8,17 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from cds_service.ops.calls import observe_feedback
 from cds_service.schemas import first_error
-from cds_service.storage.records import Store
+from cds_service.storage.records import StorageUnavailable, Store
 from cds_service.web.auth import authenticate
 from cds_service.web.body import json_body
 from cds_service.web.errors import ApiError
 from cds_service.web.services import find_service
 
 blueprint = Blueprint("feedback", __name__)
+
+# While the database is away, feedback is acknowledged only once it is fsynced in the spool; when
+# the spool cannot take it either (full, unwritable disk) the EHR is asked to send it again later.
+RETRY_AFTER_SECONDS = "30"
 
 
 @blueprint.post("/cds-services/<service_id>/feedback")
@@ -31,6 +35,10 @@ def post_feedback(service_id: str) -> Response:
         except ValueError:
             raise ApiError(400, f"feedback[{index}].outcomeTimestamp is not a valid RFC 3339 date-time") from None
     store: Store = current_app.extensions["cds_store"]
-    stored = store.add_feedback(service.id, body["feedback"], issuer=caller.iss if caller else None)
+    try:
+        stored = store.add_feedback(service.id, body["feedback"], issuer=caller.iss if caller else None)
+    except StorageUnavailable:
+        raise ApiError(503, "feedback cannot be stored right now (database unavailable and spool full); "
+                       "nothing was kept, send it again later", {"Retry-After": RETRY_AFTER_SECONDS}) from None
     observe_feedback(service.id, body["feedback"])
     return jsonify({"stored": stored})

@@ -172,12 +172,18 @@ def build_document(app: Flask) -> dict[str, Any]:
             continue
         methods = sorted(m for m in (rule.methods or ()) if m not in ("HEAD", "OPTIONS"))
         paths.setdefault(path, {})
-        for method in methods:  # a page (HTML) added by another blueprint
-            paths[path][method.lower()] = {
-                "summary": f"page ({rule.endpoint})", "security": [{}],
-                "responses": {"200": {"description": "an HTML page",
-                                      "content": {"text/html": {"schema": {"type": "string"}}}}},
+        csv = path.endswith(".csv")
+        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                      for name in sorted(rule.arguments)]
+        for method in methods:  # a page (HTML) or a CSV download added by another blueprint
+            operation: dict[str, Any] = {
+                "summary": f"{'CSV download' if csv else 'page'} ({rule.endpoint})", "security": [{}],
+                "responses": {"200": {"description": "a CSV table" if csv else "an HTML page",
+                                      "content": {"text/csv" if csv else "text/html": {"schema": {"type": "string"}}}}},
             }
+            if parameters:
+                operation["parameters"] = parameters
+            paths[path][method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",

@@ -209,12 +209,16 @@ def test_compose_replicas_share_the_database_and_the_image(compose):
         assert env["CDS_PROFILE"] == "production" and env["CDS_AUTH"] == "on"
         assert service["depends_on"]["db"]["condition"] == "service_healthy"
         assert "ports" not in service  # only the proxy is published
-        (mount,) = service["volumes"]
+        mount, spool = service["volumes"]
         assert mount["read_only"] is True and mount["target"] == env["CDS_TRUSTED_ISSUERS"]
+        # each replica's own spool on a named volume (the root file system is read-only)
+        spool_name, spool_target = spool.split(":")
+        assert spool_name in compose["volumes"] and spool_target == "/var/lib/cds-service/cds-spool"
         default_source = re.fullmatch(r"\$\{CDS_TRUSTED_ISSUERS_FILE:-(.+)\}", mount["source"]).group(1)
         assert (COMPOSE.parent / default_source).is_file()
         assert "/tmp" in service["tmpfs"] and service["read_only"] is True
-    assert services["cds-1"] == services["cds-2"]
+    assert {**services["cds-1"], "volumes": None} == {**services["cds-2"], "volumes": None}
+    assert services["cds-1"]["volumes"][1] != services["cds-2"]["volumes"][1]  # spools are not shared
 
 
 def test_compose_example_issuer_file_is_valid():

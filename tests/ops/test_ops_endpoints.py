@@ -86,16 +86,31 @@ def test_readyz_reports_database_and_knowledge(client):
     assert body["checks"]["knowledge"]["code_set_year"] == loaded.code_set_year
 
 
-def test_readyz_is_503_when_the_database_is_unreachable(app):
+def test_readyz_is_degraded_not_503_when_the_database_is_unreachable_but_the_spool_works(app):
+    """Issue 13: calls are still answered and their records spooled, so the replica stays in the
+    load balancer (200, "degraded"); liveness is unaffected."""
     app.extensions["cds_db"] = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none",
                                              connect_args={"connect_timeout": 2})
     response = app.test_client().get("/readyz")
-    assert response.status_code == 503
+    assert response.status_code == 200
     body = response.get_json()
-    assert body["status"] == "unavailable"
+    assert body["status"] == "degraded"
     assert body["checks"]["database"] == {"ok": False, "error": "OperationalError"}
+    assert body["checks"]["spool"]["writable"] is True and body["checks"]["spool"]["depth"] == 0
     assert "nobody" not in response.get_data(as_text=True)  # no connection details leak
     assert app.test_client().get("/healthz").status_code == 200  # liveness is unaffected
+
+
+def test_readyz_is_503_when_the_database_is_unreachable_and_the_spool_cannot_be_written(app, tmp_path):
+    app.extensions["cds_db"] = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none",
+                                             connect_args={"connect_timeout": 2})
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    app.extensions["cds_outbox"].directory = blocker / "spool"  # below a file: cannot exist
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["status"] == "unavailable"
+    assert app.test_client().get("/healthz").status_code == 200
 
 
 def test_readyz_is_503_without_knowledge(app):

@@ -216,8 +216,8 @@ def test_app_start_creates_every_table_under_the_migration_lock(db_url):
 
     real_make_engine = app_module.make_engine
 
-    def watched_engine(url):
-        engine = real_make_engine(url)
+    def watched_engine(url, *args):
+        engine = real_make_engine(url, *args)
         event.listen(engine, "before_cursor_execute", before_execute)
         return engine
 
