@@ -7,6 +7,7 @@ upgraded service can start on an older database without a separate migration ste
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
+
+from cds_service.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +87,33 @@ issued_cards = Table(
 )
 
 
+def ensure_writable_sqlite(path: Path) -> None:
+    """Fail at start with the fix named, rather than on the first call with SQLite's bare
+    "unable to open database file" (e.g. a container run with a read-only root file system)."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        problem = None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            problem = "the folder is not writable"
+        elif path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            problem = "the file is not readable and writable"
+    except OSError as error:
+        problem = error.strerror or str(error)
+    if problem:
+        raise ConfigError(
+            f"CDS_SQLITE_PATH: cannot use the SQLite database {path} ({problem}). Mount a writable "
+            f"volume at {folder} (the image declares /var/lib/cds-service as one; with a read-only "
+            "root file system keep it, e.g. -v cds-state:/var/lib/cds-service), point CDS_SQLITE_PATH "
+            "at a writable folder, or set DATABASE_URL to a PostgreSQL database."
+        )
+
+
 def make_engine(database_url: str) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            ensure_writable_sqlite(Path(url.database).expanduser())
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
