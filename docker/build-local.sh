@@ -91,6 +91,16 @@ if [ -f "$CA_BUNDLE" ]; then
              -v "$ROOT/docker/local/pip.conf:/etc/pip.conf:ro")
 fi
 
+# Build output goes to a log file under $BUILD_DIR; its tail is shown when a step fails.
+quietly() {
+    local logfile="$BUILD_DIR/$1.log"; shift
+    if ! "$@" > "$logfile" 2>&1; then
+        tail -n 40 "$logfile" >&2
+        log "failed; the whole output is in $logfile"
+        return 1
+    fi
+}
+
 timed() {
     local label="$1"; shift
     local start=$SECONDS
@@ -107,8 +117,8 @@ build_base() {
     mirror="$(debian_mirror)"
     rootfs="$(mktemp -d "$BUILD_DIR/rootfs.XXXXXX")"
     log "debootstrap $SUITE (minbase + $BASE_PACKAGES) from $mirror"
-    debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$rootfs" "$mirror" \
-        > "$BUILD_DIR/debootstrap.log" 2>&1 || { tail -n 30 "$BUILD_DIR/debootstrap.log" >&2; rm -rf "$rootfs"; exit 1; }
+    quietly debootstrap debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$rootfs" "$mirror" \
+        || { rm -rf "$rootfs"; exit 1; }
     # Smaller and closer to the slim image: no apt lists, caches or documentation.
     rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
            "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/var/log/*.log
@@ -122,7 +132,7 @@ build_base() {
 
 build_service() {
     log "building $CDS_IMAGE from docker/Dockerfile on $BASE_IMAGE"
-    podman build --format docker --layers \
+    quietly service-build podman build --format docker --layers \
         --build-arg "PYTHON_IMAGE=$BASE_IMAGE" \
         "${ca_args[@]}" \
         -f "$ROOT/docker/Dockerfile" -t "$CDS_IMAGE" "$ROOT"
@@ -132,9 +142,9 @@ build_standins() {
     local mirror
     mirror="$(debian_mirror)"
     log "building stand-in images $POSTGRES_IMAGE and $NGINX_IMAGE from Debian packages"
-    podman build --format docker --layers --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "DEBIAN_MIRROR=$mirror" \
+    quietly postgres-build podman build --format docker --layers --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "DEBIAN_MIRROR=$mirror" \
         -f "$ROOT/docker/local/postgres.Containerfile" -t "$POSTGRES_IMAGE" "$ROOT/docker/local"
-    podman build --format docker --layers --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "DEBIAN_MIRROR=$mirror" \
+    quietly nginx-build podman build --format docker --layers --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "DEBIAN_MIRROR=$mirror" \
         -f "$ROOT/docker/local/nginx.Containerfile" -t "$NGINX_IMAGE" "$ROOT/docker/local"
 }
 

@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import (
     JSON,
@@ -133,7 +134,41 @@ def make_engine(database_url: str) -> Engine:
         return engine
     if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("", "psycopg2") and url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # A bounded connect: readiness checks and the start-up wait must not hang on a host that
+    # does not answer (DATABASE_URL may still set its own ?connect_timeout=).
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 5}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
+
+
+# How long a starting replica waits for its PostgreSQL server before giving up.
+DATABASE_WAIT_SECONDS = 30.0
+
+
+def wait_for_database(engine: Engine, timeout: float = DATABASE_WAIT_SECONDS,
+                      sleep: Callable[[float], None] = time.sleep,
+                      clock: Callable[[], float] = time.monotonic) -> None:
+    """Replicas may start before their database accepts connections (podman-compose and
+    Kubernetes do not wait for it): wait a while, saying so, instead of dying with a traceback
+    and a restart loop; then stop with a message naming DATABASE_URL."""
+    deadline = clock() + timeout
+    delay = 0.5
+    while True:
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return
+        except OperationalError as error:
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:300]
+            where = f"{engine.url.host or 'localhost'}:{engine.url.port or 5432}"
+            if clock() + delay > deadline:
+                raise ConfigError(
+                    f"DATABASE_URL: the database at {where} did not accept connections within "
+                    f"{timeout:.0f} s ({reason}); check that it runs and that the URL, user and "
+                    "password are right"
+                ) from None
+            log.warning("database at %s not reachable yet (%s); retrying in %.1f s", where, reason, delay)
+            sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 # Any constant shared by every replica: serialises schema changes in one PostgreSQL database.
@@ -148,6 +183,7 @@ def migrate(engine: Engine, meta: MetaData = metadata) -> None:
     start that loses the race retries once the winner's tables exist.
     """
     if engine.dialect.name == "postgresql":
+        wait_for_database(engine)
         with engine.begin() as connection:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             _migrate(connection, meta)
