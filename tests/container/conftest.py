@@ -13,20 +13,12 @@ import time
 
 import pytest
 
-from tests.container.podman import BUILD_SCRIPT, ROOT, missing_tools, required
+from tests.container.podman import BUILD_SCRIPT, ROOT, SERVICE_IMAGE, missing_tools, required
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "container: builds and runs the container image (podman)")
     config.addinivalue_line("markers", "slow: takes more than a few seconds; still runs in CI")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = str(ROOT / "tests" / "container")
-    for item in items:
-        if str(item.fspath).startswith(here):
-            item.add_marker(pytest.mark.container)
-            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +34,7 @@ def built_images() -> None:
         return
     started = time.monotonic()
     result = subprocess.run([str(BUILD_SCRIPT), "--compose", "--no-test"], cwd=ROOT,
+                            env={**os.environ, "CDS_IMAGE": SERVICE_IMAGE},
                             capture_output=True, text=True, timeout=1200)
     if result.returncode != 0:
         pytest.fail(f"docker/build-local.sh failed after {time.monotonic() - started:.0f} s:\n"

@@ -3,6 +3,7 @@ writes, CDS Hooks JWTs minted here with PyJWT, and a realistic order-sign reques
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,7 +21,9 @@ from jwt.algorithms import ECAlgorithm
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "docker" / "build-local.sh"
-SERVICE_IMAGE = os.environ.get("CDS_IMAGE", "localhost/cds-service:local")
+# One tag per checkout, so test runs of two worktrees on one machine never swap images under
+# each other; docker/build-local.sh run by hand passes its own tag in CDS_IMAGE.
+SERVICE_IMAGE = os.environ.get("CDS_IMAGE") or f"localhost/cds-service:test-{hashlib.sha1(str(ROOT).encode()).hexdigest()[:10]}"
 POSTGRES_IMAGE = "localhost/cds-standin-postgres:15"
 NGINX_IMAGE = "localhost/cds-standin-nginx:1.22"
 ISSUER = "https://ehr.example.org"

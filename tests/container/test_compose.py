@@ -16,6 +16,8 @@ from tests.container.podman import (NGINX_IMAGE, POSTGRES_IMAGE, ROOT, SERVICE_I
                                     recommended_codes, wait_until)
 from tests.ops.live import free_port
 
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
 COMPOSE_DIR = ROOT / "docker"
 
 

@@ -13,6 +13,8 @@ from tests.container.podman import (SERVICE_IMAGE, SIGN_SERVICE, DevIssuer, http
                                     podman_env, prefetch_keys, recommended_codes, wait_until)
 from tests.ops.live import free_port
 
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
 HARDENING = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
 
 
