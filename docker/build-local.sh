@@ -130,12 +130,27 @@ build_base() {
     rm -rf "$rootfs"
 }
 
+image_id() { podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
+
 build_service() {
     log "building $CDS_IMAGE from docker/Dockerfile on $BASE_IMAGE"
+    local stage_tag="${CDS_IMAGE%%:*}-build-stage:${CDS_IMAGE##*:}" old_stage old_image
+    old_stage="$(image_id "$stage_tag")"
+    old_image="$(image_id "$CDS_IMAGE")"
+    # The build stage gets a tag of its own: it is the layer cache of the next build, and the
+    # images it and the service tag leave behind can be removed precisely (no machine-wide prune).
+    quietly service-build podman build --format docker --layers --target build \
+        --build-arg "PYTHON_IMAGE=$BASE_IMAGE" "${ca_args[@]}" \
+        -f "$ROOT/docker/Dockerfile" -t "$stage_tag" "$ROOT"
     quietly service-build podman build --format docker --layers \
-        --build-arg "PYTHON_IMAGE=$BASE_IMAGE" \
-        "${ca_args[@]}" \
+        --build-arg "PYTHON_IMAGE=$BASE_IMAGE" "${ca_args[@]}" \
         -f "$ROOT/docker/Dockerfile" -t "$CDS_IMAGE" "$ROOT"
+    local old
+    for old in "$old_stage" "$old_image"; do
+        if [ -n "$old" ] && [ "$old" != "$(image_id "$stage_tag")" ] && [ "$old" != "$(image_id "$CDS_IMAGE")" ]; then
+            podman rmi "$old" >/dev/null 2>&1 || true  # still used by a container or another tag: keep
+        fi
+    done
 }
 
 build_standins() {

@@ -139,7 +139,7 @@ def test_readyz_reports_the_database_down_when_postgresql_stops(stack):
     env = stack["env"]
     podman("stop", "-t", "10", stack["names"]["db"], env=env)
     status, body = wait_until(lambda: (lambda r: r if r[0] == 503 else None)(
-        http_inside(stack["names"]["cds-1"], "GET", "/readyz", env=env)), 30, "readyz 503")
+        http_inside(stack["names"]["cds-1"], "GET", "/readyz", env=env)), 60, "readyz 503")
     assert body["checks"]["database"]["ok"] is False
     status, health = http_inside(stack["names"]["cds-1"], "GET", "/healthz", env=env)
     assert status == 200  # alive, only not ready: the orchestrator must not restart it for this
