@@ -37,7 +37,7 @@ for arg in "$@"; do
         --compose) compose=1 ;;
         --no-test) run_tests=0 ;;
         --print-conf) print_conf=1 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "build-local.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -112,6 +112,10 @@ build_base() {
     if [ "${CDS_REBUILD_BASE:-0}" != 1 ] && podman image exists "$BASE_IMAGE"; then
         log "base image $BASE_IMAGE is cached"
         return 0
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        log "debootstrap needs root to make the base image once: run this script with sudo (later runs reuse it)"
+        exit 1
     fi
     local mirror rootfs
     mirror="$(debian_mirror)"
