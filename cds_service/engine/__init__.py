@@ -7,35 +7,30 @@ decide each order (:mod:`decision`), then render cards and the CRD systemAction 
 
 from __future__ import annotations
 
-from cds_service.engine.cards import SERVICE_LABEL, code_card, documentation_card, edit_cards
+from cds_service.engine.cards import code_card, documentation_card, edit_cards
 from cds_service.engine.coverage import coverage_actions
-from cds_service.engine import documentation
 from cds_service.engine.decision import Decision, decide_all
 from cds_service.engine.fhirdata import code_keys, reference
+from cds_service.engine.facts import TherapyOrder
 from cds_service.engine.orders import therapy_orders
 from cds_service.engine.patient import body_weight, patient_facts
-from cds_service.hooks.model import Guidance, HookCall
+from cds_service.hooks.model import SERVICE_LABEL, Guidance, HookCall
 from cds_service.knowledge import Knowledge
+from cds_service.knowledge.vocabulary import CORE_PREFETCH_KEYS, DOC_DEPENDS_ON, WEIGHT_PREFETCH_KEY
 
 
-# Keys every therapy decision reads: diagnosis and indication, the global period, follow-up
-# evidence, bundling with other orders, the setting (modifier 26) and the payer.
-CORE_PREFETCH_KEYS = frozenset({"patient", "conditions", "procedures", "carePlans", "serviceRequests",
-                                "coverage", "encounter"})
-
-
-def _prefetch_keys_read(decisions: tuple[Decision, ...], knowledge: Knowledge) -> frozenset[str]:
+def _prefetch_keys_read(decisions: tuple[Decision, ...]) -> frozenset[str]:
     """The core keys plus those the required documentation items of these decisions depend on."""
     keys = set(CORE_PREFETCH_KEYS)
     for decision in decisions:
-        for item in documentation.required_keys(decision.code, decision.order, knowledge, decision.choice.alternatives):
-            keys.update(documentation.DEPENDS_ON.get(item, ()))
+        for item in decision.required:
+            keys.update(DOC_DEPENDS_ON.get(item, ()))
         if decision.order.activity is not None and decision.order.activity.needs_weight:
-            keys.add("observations")  # body weight turns kBq/kg into billing units
+            keys.add(WEIGHT_PREFETCH_KEY)  # body weight turns kBq/kg into billing units
     return frozenset(keys)
 
 
-def _selected(call: HookCall, orders):
+def _selected(call: HookCall, orders: tuple[TherapyOrder, ...]) -> tuple[TherapyOrder, ...]:
     """order-select speaks only about the orders the clinician is selecting right now."""
     chosen = set(call.selections)
     return tuple(order for order in orders if chosen & set(order.members))
@@ -69,4 +64,4 @@ def advise(call: HookCall, knowledge: Knowledge) -> Guidance:
     actions = [] if light else coverage_actions(decisions, patient.coverages, call.today, knowledge)
     return Guidance(cards=cards, system_actions=actions,
                     decisions=[decision.as_json(light) for decision in decisions],
-                    prefetch_keys_read=_prefetch_keys_read(decisions, knowledge))
+                    prefetch_keys_read=_prefetch_keys_read(decisions))

@@ -13,9 +13,12 @@ import uuid
 from typing import Any
 
 from cds_service.engine.decision import Decision
-from cds_service.hooks.model import CRD_CARD_TYPES, SERVICE_LABEL
+from cds_service.hooks.model import SERVICE_LABEL
 from cds_service.knowledge.model import Knowledge
 from cds_service.knowledge.systems import CPT_URI
+from cds_service.knowledge.vocabulary import (
+    CODE_CARD, CRD_CARD_TYPE_SYSTEM, CRD_CARD_TYPES, DOCUMENTATION_CARD, EDIT_CARD, WARNINGS,
+)
 
 OVERRIDE_SYSTEM = "https://cds-service.example.org/CodeSystem/override-reason"
 OVERRIDE_REASONS = (
@@ -29,29 +32,6 @@ REFERENCE_URL = "https://www.cms.gov/medicare/payment/fee-schedules/physician/pf
 REFERENCE_LABEL = "CMS physician fee schedule relative value files (global period and PC/TC indicator)"
 SUMMARY_LIMIT = 139
 
-_TOPICS = {
-    "therapy-alternatives-opt": "Therapy alternatives (optional)",
-    "guideline": "Guideline",
-    "clinical-reminder": "Clinical reminder",
-    "claim": "Claim",
-    "off-guideline": "Off guideline",
-}
-_WARNING_TOPIC = {
-    "deleted-code": "claim",
-    "global-period-overlap": "claim",
-    "bundling-conflict": "claim",
-    "diagnosis-sequencing": "claim",
-    "indication-mismatch": "off-guideline",
-    "modifier-not-applicable": "claim",
-}
-_WARNING_TITLE = {
-    "deleted-code": "Deleted CPT code on the order",
-    "global-period-overlap": "Open 90-day global period",
-    "bundling-conflict": "Codes that must not be billed together",
-    "diagnosis-sequencing": "Diagnosis sequencing",
-    "indication-mismatch": "Diagnosis does not match the agent's labelled indication",
-    "modifier-not-applicable": "Modifier 26/TC does not apply to this code",
-}
 
 
 def _summary(text: str) -> str:
@@ -66,7 +46,7 @@ def _card(decision: Decision, summary: str, indicator: str, topic: str, detail: 
         "indicator": indicator,
         "detail": detail,
         "source": {"label": source_label,
-                   "topic": {"system": CRD_CARD_TYPES, "code": topic, "display": _TOPICS[topic]}},
+                   "topic": {"system": CRD_CARD_TYPE_SYSTEM, "code": topic, "display": CRD_CARD_TYPES[topic]}},
         "extension": {
             "davinci-crd.associated-resource": list(decision.order.members),
             "cds-service.card-type": card_type,
@@ -87,7 +67,7 @@ def order_label(decision: Decision, knowledge: Knowledge) -> str:
 def with_code(resource: dict[str, Any], code: str, knowledge: Knowledge) -> dict[str, Any]:
     """The whole draft order with its CPT coding replaced by ``code`` (other codings kept)."""
     updated = copy.deepcopy(resource)
-    concept = updated.get("code") if isinstance(updated.get("code"), dict) else {}
+    concept: dict[str, Any] = updated["code"] if isinstance(updated.get("code"), dict) else {}
     kept = [c for c in concept.get("coding", []) if c.get("system") not in (CPT_URI, "urn:oid:2.16.840.1.113883.6.12")]
     info = knowledge.codes.get(code)
     cpt = {"system": CPT_URI, "code": code}
@@ -164,7 +144,7 @@ def code_card(decision: Decision, knowledge: Knowledge, source_label: str, light
         indicator, topic = "warning", "therapy-alternatives-opt"
     else:
         summary, indicator, topic = f"Bill this order as CPT {decision.code}", "info", "therapy-alternatives-opt"
-    card = _card(decision, summary, indicator, topic, _code_detail(decision, knowledge), "code", source_label)
+    card = _card(decision, summary, indicator, topic, _code_detail(decision, knowledge), CODE_CARD, source_label)
     suggestions = _suggestions(decision, knowledge)
     if suggestions:
         card["suggestions"] = suggestions
@@ -173,6 +153,17 @@ def code_card(decision: Decision, knowledge: Knowledge, source_label: str, light
                                    for code, display in OVERRIDE_REASONS]
     card["links"] = [{"label": REFERENCE_LABEL, "url": REFERENCE_URL, "type": "absolute"}]
     return card
+
+
+def _needed_only_for(key: str, decision: Decision, knowledge: Knowledge) -> tuple[str, ...]:
+    """The codes whose own documentation rule asks for ``key`` when the recommended code does
+    not: the item is listed because such a code is still an alternative (the follow-up plan of
+    the follow-up-inclusive code while the code without follow-up is recommended), and the card
+    says so."""
+    own = knowledge.doc_by_code.get(decision.code)
+    if own is not None and key in own.keys:
+        return ()
+    return tuple(code for code, rule in knowledge.doc_by_code.items() if code != decision.code and key in rule.keys)
 
 
 def documentation_card(decision: Decision, knowledge: Knowledge, source_label: str) -> dict[str, Any] | None:
@@ -184,9 +175,10 @@ def documentation_card(decision: Decision, knowledge: Knowledge, source_label: s
              "Medical necessity is not yet supported by the record. Missing:"]
     for key in decision.missing:
         item = knowledge.doc_items[key]
-        only_for = " Needed only to bill CPT 77750." if key == "follow-up-plan" and decision.code != "77750" else ""
+        needed_for = _needed_only_for(key, decision, knowledge)
+        only_for = f" Needed only to bill CPT {' or '.join(needed_for)}." if needed_for else ""
         lines.append(f"- **{item.label}** — satisfied by {item.evidence}.{only_for}")
-    card = _card(decision, summary, "warning", "clinical-reminder", "\n".join(lines), "documentation", source_label)
+    card = _card(decision, summary, "warning", "clinical-reminder", "\n".join(lines), DOCUMENTATION_CARD, source_label)
     card["extension"]["cds-service.missing-documentation"] = list(decision.missing)
     return card
 
@@ -195,8 +187,9 @@ def edit_cards(decision: Decision, knowledge: Knowledge, source_label: str) -> l
     cards = []
     for warning in decision.warnings:
         detail = f"**Order:** {order_label(decision, knowledge)}\n\n{warning.detail}"
-        card = _card(decision, f"{_WARNING_TITLE[warning.key]} (CPT {decision.code})", "warning",
-                     _WARNING_TOPIC[warning.key], detail, "edit", source_label)
+        kind = WARNINGS[warning.key]
+        card = _card(decision, f"{kind.title} (CPT {decision.code})", "warning", kind.topic, detail, EDIT_CARD,
+                     source_label)
         card["extension"]["cds-service.warning"] = warning.key
         cards.append(card)
     return cards

@@ -1,4 +1,4 @@
-"""The Da Vinci CRD coverage-information systemAction (CRD STU 2.0.1 §7.3 of our research).
+"""The Da Vinci CRD coverage-information systemAction (CRD STU 2.0.1, coverage information).
 
 Returned on order-sign when the patient has a Coverage: the whole draft order, updated with one
 ``ext-coverage-information`` repetition per Coverage. Repetitions for the same Coverage share one

@@ -1,6 +1,6 @@
 """One decision per therapy order: code, alternatives, modifiers, supply, gaps and warnings.
 
-:meth:`Decision.as_json` is the machine-readable contract of design §5, published at
+:meth:`Decision.as_json` is the machine-readable contract analytics and replay read, published at
 ``extension["cds-service.decisions"]``; cards are rendered from the same object so the two
 cannot disagree.
 """
@@ -8,14 +8,14 @@ cannot disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from cds_service.engine import documentation, edits
 from cds_service.engine.activity import round_units
-from cds_service.engine.coding import CodeChoice, choose_code, follow_up_evidenced, modifiers
+from cds_service.engine.coding import CodeChoice, choose_code, follow_up_evidenced, modifiers, order_facts
 from cds_service.engine.edits import Warning
 from cds_service.engine.facts import PatientFacts, TherapyOrder
-from cds_service.knowledge.model import Knowledge, PayerPolicy
+from cds_service.knowledge.model import Knowledge
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,9 @@ class Decision:
     choice: CodeChoice
     modifiers: tuple[str, ...]
     supply: tuple[SupplyLine, ...]
+    required: tuple[str, ...]  # the documentation keys this order needs (``missing`` is a subset)
     missing: tuple[str, ...]
     warnings: tuple[Warning, ...]
-    follow_up: bool
-    payer: PayerPolicy
 
     @property
     def code(self) -> str:
@@ -49,7 +48,7 @@ class Decision:
         return self.order.ordered_code == self.code
 
     def as_json(self, light: bool = False) -> dict[str, Any]:
-        """Design §5. ``light`` (order-select) leaves out the checks that were not run."""
+        """The decision as published. ``light`` (order-select) leaves out the checks that were not run."""
         out: dict[str, Any] = {"order": self.order.reference}
         if self.order.ordered_code:
             out["orderedCode"] = self.order.ordered_code
@@ -70,44 +69,48 @@ def supply_lines(order: TherapyOrder, code: str, knowledge: Knowledge) -> tuple[
     if agent is None or agent.supply is None or info is None or info.kind != "unsealed":
         return ()
     unit = agent.supply.unit
-    if unit in ("per-dose", "per-source"):
-        return (SupplyLine(agent.supply.code, 1, unit),)
+    rule = knowledge.supply_units[unit]
+    if rule.fixed_units is not None:
+        return (SupplyLine(agent.supply.code, rule.fixed_units, unit),)
     activity = order.activity
-    if activity is None or activity.mci is None:
+    if activity is None or activity.mci is None or rule.units_per_mci is None:
         note = ("a body weight is needed to turn the per-kg activity into billing units"
                 if activity is not None and activity.needs_weight else "the activity is needed to compute billing units")
         return (SupplyLine(agent.supply.code, None, unit, note),)
-    amount = activity.mci * 1000 if unit == "per-uCi" else activity.mci
-    return (SupplyLine(agent.supply.code, round_units(amount), unit),)
-
-
-def decide(order: TherapyOrder, choice: CodeChoice, patient: PatientFacts, other_codes: Iterable[str],
-           knowledge: Knowledge) -> Decision:
-    coverage_ids = tuple(i for coverage in patient.coverages for i in coverage.identifiers)
-    return Decision(
-        order=order,
-        choice=choice,
-        modifiers=modifiers(choice.code, patient, knowledge, coverage_ids),
-        supply=supply_lines(order, choice.code, knowledge),
-        missing=documentation.missing(choice.code, order, patient, knowledge, choice.alternatives),
-        warnings=edits.warnings(choice.code, order, patient, other_codes, knowledge),
-        follow_up=follow_up_evidenced(order, patient),
-        payer=knowledge.payer(coverage_ids),
-    )
+    return (SupplyLine(agent.supply.code, round_units(activity.mci * rule.units_per_mci), unit),)
 
 
 def decide_all(orders: tuple[TherapyOrder, ...], other_codes: tuple[str, ...], patient: PatientFacts,
                knowledge: Knowledge) -> tuple[Decision, ...]:
     """Decide every order; each is checked for bundling against the others' recommended codes,
-    the codes they carry as ordered, and the CPT codes of the non-therapy orders signed with it."""
-    choices = {order.reference: choose_code(order, patient, knowledge) for order in orders}
+    the codes they carry as ordered, and the CPT codes of the non-therapy orders signed with it.
+
+    Everything that does not depend on the order (the payer) is worked out once per call, and
+    everything that does (its facts, its follow-up) once per order.
+    """
+    payer = knowledge.payer(tuple(i for coverage in patient.coverages for i in coverage.identifiers))
+    choices: dict[str, CodeChoice] = {}
+    follow_ups: dict[str, bool] = {}
+    for order in orders:
+        follow_ups[order.reference] = follow_up = follow_up_evidenced(order, patient, knowledge)
+        choices[order.reference] = choose_code(order, order_facts(order, follow_up, knowledge), knowledge)
     billed: dict[str, list[str]] = {}
     for order in orders:
         recommended = choices[order.reference].code
         billed[order.reference] = [recommended] + (
             [order.ordered_code] if order.ordered_code and order.ordered_code != recommended else [])
-    return tuple(
-        decide(order, choices[order.reference], patient,
-               [code for ref, codes in billed.items() if ref != order.reference for code in codes] + list(other_codes),
-               knowledge)
-        for order in orders)
+    decisions = []
+    for order in orders:
+        choice = choices[order.reference]
+        others = [code for ref, codes in billed.items() if ref != order.reference for code in codes] + list(other_codes)
+        required = documentation.required_keys(choice.code, order, knowledge, choice.alternatives)
+        decisions.append(Decision(
+            order=order,
+            choice=choice,
+            modifiers=modifiers(choice.code, patient.setting, payer, knowledge),
+            supply=supply_lines(order, choice.code, knowledge),
+            required=required,
+            missing=documentation.missing(required, order, patient, knowledge, follow_ups[order.reference]),
+            warnings=edits.warnings(choice.code, order, patient, others, knowledge),
+        ))
+    return tuple(decisions)

@@ -1,4 +1,4 @@
-"""Documentation gaps for medical necessity: the stable keys of design §4.
+"""Documentation gaps for medical necessity, by the stable documentation keys.
 
 A key is reported only when the evidence is verifiably absent: if the prefetch data it depends
 on could not be obtained, the plumbing's "checks could not run" card says so instead, and the
@@ -9,32 +9,24 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from datetime import date
+from typing import Iterable
+
 from cds_service.engine.facts import PatientFacts, TherapyOrder
 from cds_service.engine import edits
-from cds_service.engine.coding import FOLLOW_UP_DAYS, follow_up_evidenced
 from cds_service.knowledge.model import Knowledge
-
-# Which prefetch keys each documentation key depends on (design §2 key names).
-DEPENDS_ON: dict[str, tuple[str, ...]] = {
-    "diagnosis": ("conditions",),
-    "staging": ("observations", "conditions"),
-    "pre-imaging": ("reports",),
-    "performance-status": ("observations",),
-    "follow-up-plan": ("carePlans",),
-    "response-assessment": ("observations",),
-    "adverse-events": ("adverseEvents",),
-    "post-imaging": ("reports",),
-    "follow-up-notes": ("encounters", "notes"),
-}
+from cds_service.knowledge.vocabulary import DOC_DEPENDS_ON
 
 
 def required_keys(code: str, order: TherapyOrder, knowledge: Knowledge,
                   alternatives: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The §4 keys this order needs, in §4 order: by code kind, by code, post keys when done."""
+    """The documentation keys this order needs, in the published order: by code kind, by code,
+    and the after-treatment keys once the procedure is done."""
     info = knowledge.codes.get(code)
     rules = [knowledge.doc_by_kind.get(info.kind if info else "unsealed")]
-    # The ordered code's own items (77750's follow-up plan) count while it is still a valid
-    # alternative; a 77750 ordered for tandem and ovoids is simply the wrong code, not a gap.
+    # The ordered code's own items (the follow-up plan of the follow-up-inclusive code) count while
+    # it is still a valid alternative; that code ordered for tandem and ovoids is simply the
+    # wrong code, not a gap.
     codes = {code} | ({order.ordered_code} if order.ordered_code in alternatives else set())
     rules += [knowledge.doc_by_code.get(c) for c in sorted(codes)]
     wanted: set[str] = set()
@@ -50,7 +42,7 @@ def required_keys(code: str, order: TherapyOrder, knowledge: Knowledge,
     return tuple(key for key in knowledge.doc_items if key in wanted)
 
 
-def _within(dates, low, high) -> bool:
+def _within(dates: Iterable[date | None], low: date, high: date) -> bool:
     return any(d is not None and low <= d <= high for d in dates)
 
 
@@ -65,15 +57,18 @@ def benign_labelled_diagnosis(order: TherapyOrder, patient: PatientFacts, knowle
     return bool(codes) and all(any(edits.matches(item, codes) for item in group) for group in indication.requires)
 
 
-def satisfied(key: str, order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> bool:
+def satisfied(key: str, order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge, follow_up: bool,
+              benign: bool) -> bool:
+    """Is the evidence for one documentation key on file? ``follow_up`` and ``benign`` are worked
+    out once per order by the caller."""
     when = order.when
-    before = when - timedelta(days=FOLLOW_UP_DAYS)
-    after = when + timedelta(days=FOLLOW_UP_DAYS)
+    before = when - timedelta(days=knowledge.windows.before_treatment_days)
+    after = when + timedelta(days=knowledge.windows.after_treatment_days)
     if key == "diagnosis":
-        # Design §4: an active Condition with a malignant neoplasm code. J91.0 and R18.0 are
+        # An active Condition with a malignant neoplasm code. Pleural effusion and ascites codes are
         # manifestations and support the indication only. Some agents are labelled for benign
         # disease too (I-131 for hyperthyroidism): there the labelled diagnosis on file counts.
-        return bool(patient.malignant) or benign_labelled_diagnosis(order, patient, knowledge)
+        return bool(patient.malignant) or benign
     if key == "indication":
         return order.has_reason
     if key == "staging":
@@ -91,7 +86,7 @@ def satisfied(key: str, order: TherapyOrder, patient: PatientFacts, knowledge: K
     if key == "performance-status":
         return _within(patient.performance_status_dates, before, when)
     if key == "follow-up-plan":
-        return follow_up_evidenced(order, patient)
+        return follow_up
     if key == "response-assessment":
         return _within(patient.disease_status_dates, when, after)
     if key == "adverse-events":
@@ -103,17 +98,17 @@ def satisfied(key: str, order: TherapyOrder, patient: PatientFacts, knowledge: K
     raise KeyError(key)
 
 
-def missing(code: str, order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge,
-            alternatives: tuple[str, ...] = ()) -> tuple[str, ...]:
+def missing(required: tuple[str, ...], order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge,
+            follow_up: bool) -> tuple[str, ...]:
     """The required keys whose evidence is verifiably absent."""
     gaps = []
     benign = not patient.malignant and benign_labelled_diagnosis(order, patient, knowledge)
-    for key in required_keys(code, order, knowledge, alternatives):
+    for key in required:
         if key == "staging" and benign:
             continue  # a benign labelled indication (hyperthyroidism) has no cancer stage
-        if satisfied(key, order, patient, knowledge):
+        if satisfied(key, order, patient, knowledge, follow_up, benign):
             continue
-        sources = DEPENDS_ON.get(key, ())
+        sources = DOC_DEPENDS_ON.get(key, ())
         if sources and any(source in patient.unavailable for source in sources):
             continue
         gaps.append(key)

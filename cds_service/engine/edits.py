@@ -1,7 +1,7 @@
-"""Coding edits around the recommended code: the warnings of design §3.
+"""Coding edits around the recommended code: the warnings.
 
-Each warning carries its stable key (a contract, read by analytics) and a plain-words detail for
-the card.
+Each warning carries its stable key (a contract, read by analytics; declared in
+:mod:`cds_service.knowledge.vocabulary`) and a plain-words detail for the card.
 """
 
 from __future__ import annotations
@@ -12,11 +12,7 @@ from typing import Iterable
 
 from cds_service.engine.facts import PatientFacts, TherapyOrder
 from cds_service.knowledge.model import Knowledge
-
-# The five keys of design §3, and modifier-not-applicable (design §3: "indicator 0 codes never
-# take 26/TC — warn if ordered with them"; edits.toml modifier_split).
-WARNING_KEYS = ("deleted-code", "global-period-overlap", "bundling-conflict", "indication-mismatch",
-                "diagnosis-sequencing", "modifier-not-applicable")
+from cds_service.knowledge.vocabulary import WARNING_DEPENDS_ON
 
 
 @dataclass(frozen=True)
@@ -49,11 +45,12 @@ def deleted_code(order: TherapyOrder, knowledge: Knowledge) -> Warning | None:
 
 
 def global_period(order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> Warning | None:
-    """A 090-global procedure of this family done in the look-back window is still open."""
+    """A procedure of this family with a global period (edits.toml ``global_period``), done in the
+    look-back window, is still open."""
     earliest = order.when - timedelta(days=knowledge.global_lookback_days)
     for past in patient.history:
         info = knowledge.codes.get(past.code)
-        if (info and info.global_days == "090" and info.kind in ("unsealed", "sealed", "applicator")
+        if (info and info.global_days == knowledge.global_period_days and info.kind in knowledge.global_period_kinds
                 and earliest <= past.when <= order.when):
             return Warning("global-period-overlap",
                            f"CPT {past.code} on {past.when.isoformat()} has a 90-day global period that is still open; "
@@ -67,7 +64,8 @@ def bundling(code: str, order: TherapyOrder, other_codes: Iterable[str], patient
 
     This order bills its recommended code, or the code it carries until someone accepts the
     suggestion; ``other_codes`` holds the same for the orders signed with it. A second order
-    carrying 79101 for the infusion a 77750 order already pays for is flagged on both, whatever
+    carrying the plain IV administration code for an infusion that a follow-up-inclusive order
+    already pays for is flagged on both, whatever
     each would be recoded to.
     """
     same_day = [past.code for past in patient.history if past.when == order.when]
@@ -107,7 +105,8 @@ def reason_icd_codes(order: TherapyOrder, patient: PatientFacts) -> list[str]:
 
 
 def diagnosis_sequencing(order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> Warning | None:
-    """J91.0 and R18.0 say "code first the underlying neoplasm": never alone, never listed first."""
+    """Manifestation codes (evidence.toml ``[[sequencing]]``: malignant pleural effusion, malignant
+    ascites) say "code first the underlying neoplasm": never alone, never listed first."""
     reason_icd = reason_icd_codes(order, patient)
     on_file = {code for system, code in patient.condition_codes if system == "icd10cm"} | set(reason_icd)
     manifestations = sorted(code for code in on_file if code in knowledge.sequencing_codes)
@@ -145,10 +144,7 @@ def warnings(code: str, order: TherapyOrder, patient: PatientFacts, other_codes:
         diagnosis_sequencing(order, patient, knowledge),
         modifier_not_applicable(code, order, knowledge),
     )
+    # A warning whose data could not be had is not raised: it could not be checked either way.
     unavailable = patient.unavailable
-    skip = set()
-    if "procedures" in unavailable:
-        skip.add("global-period-overlap")
-    if "conditions" in unavailable:
-        skip |= {"indication-mismatch", "diagnosis-sequencing"}
-    return tuple(w for w in found if w is not None and w.key not in skip)
+    return tuple(w for w in found if w is not None
+                 and not any(key in unavailable for key in WARNING_DEPENDS_ON.get(w.key, ())))

@@ -50,10 +50,6 @@ class TherapyOrder:
     complications_documented: bool = False
     encounter_ref: str | None = None
 
-    @property
-    def member_ids(self) -> frozenset[str]:
-        return frozenset(self.members)
-
 
 @dataclass(frozen=True)
 class ConditionFact:

@@ -93,7 +93,7 @@ def reference(resource: Resource) -> str:
 def ref_target(value: Any) -> str | None:
     """The relative reference string of a Reference (``Condition/c1``), without a server base."""
     if isinstance(value, dict) and isinstance(value.get("reference"), str):
-        ref = value["reference"]
+        ref: str = value["reference"]
         parts = ref.rstrip("/").split("/")
         if len(parts) >= 2 and not ref.startswith("#"):
             if "_history" in parts:

@@ -250,8 +250,8 @@ def _applicator_insertion(applicator: str | None, ordered_info: CodeInfo | None,
     """Is the order the insertion of its applicator (decision step 2), rather than a treatment
     delivered through it?
 
-    A coder bills a tandem-and-ovoid day as two lines from two orders: the insertion (57155,
-    57156, 58346) and the source treatment (77761-77772). So a treatment order that names the
+    A coder bills a tandem-and-ovoid day as two lines from two orders: the insertion (an
+    applicator code) and the source treatment (a sealed-source code). So a treatment order that names the
     applicator it runs through ("HDR via tandem and ring, 3 channels") is not an insertion.
     Judgement, in this order: the ordered code says which of the two the order is (an applicator
     code, or an active sealed-source code); then a coded insertion procedure; then the wording
@@ -354,6 +354,13 @@ def _build(procedure: _Candidate | None, medication: _Candidate | None, today: d
         complications_documented=bool(primary.get("complication") or primary.get("complicationDetail")),
         encounter_ref=encounter,
     )
+
+
+def therapy_order_members(resources: Iterable[Resource], knowledge: Knowledge) -> frozenset[str]:
+    """References (``ServiceRequest/sr-1``) of the resources the engine reads as part of a therapy
+    order. Tools that pick orders out of a patient record (replay) ask this, so they and the
+    engine never disagree about what a therapy order is."""
+    return frozenset(member for order in therapy_orders(resources, date.min, knowledge) for member in order.members)
 
 
 def therapy_orders(draft_orders: Iterable[Resource], today: date, knowledge: Knowledge,

@@ -19,13 +19,12 @@ from cds_service.engine.fhirdata import (
 )
 from cds_service.fhir.parsing import validate_resource
 from cds_service.hooks.model import HookCall
-from cds_service.knowledge.model import Knowledge
+from cds_service.knowledge.model import CodeKey, Knowledge
 
 _INACTIVE_CONDITION = {"inactive", "remission", "resolved"}
 _BAD_VERIFICATION = {"refuted", "entered-in-error"}
 _DONE_STATUSES = {"completed", "in-progress"}
 _LIVE_REQUEST = {"draft", "active", "on-hold", "completed"}
-_WINDOW = 90
 # Encounters that are not a follow-up visit that took place: a planned visit has not happened yet.
 _NOT_A_VISIT = {"planned", "cancelled", "entered-in-error"}
 
@@ -33,7 +32,7 @@ _NOT_A_VISIT = {"planned", "cancelled", "entered-in-error"}
 def _validated(call: HookCall, resource: Resource) -> Resource:
     """The validated copy of one prefetched resource, validated at most once per call however
     many orders or evidence groups read it."""
-    cache: dict[int, Resource] = call.memo.setdefault("validated", {})
+    cache = call.cache.validated
     key = id(resource)  # the call holds every resource, so an id cannot be reused meanwhile
     if key not in cache:
         cache[key] = validate_resource(resource, f"prefetch {reference(resource)}")
@@ -47,7 +46,7 @@ def _selected(call: HookCall, resource_type: str, keep: Callable[[Resource], boo
             yield _validated(call, resource)
 
 
-def _codes_of(resource: Resource) -> list:
+def _codes_of(resource: Resource) -> list[CodeKey]:
     return list(code_keys(resource.get("code")))
 
 
@@ -121,7 +120,7 @@ _OBSERVATION_GROUPS = ("body-weight", "staging", "performance-status", "disease-
 def _observation_groups(call: HookCall, knowledge: Knowledge) -> dict[str, list[Resource]]:
     """The patient's live Observations (raw) by evidence group, found in one pass over the chart
     and kept for the call: each group used to rescan every Observation and recompute its codes."""
-    groups: dict[str, list[Resource]] | None = call.memo.get("observation-groups")
+    groups = call.cache.observation_groups
     if groups is None:
         groups = {group: [] for group in _OBSERVATION_GROUPS}
         for resource in call.resources("Observation"):
@@ -131,7 +130,7 @@ def _observation_groups(call: HookCall, knowledge: Knowledge) -> dict[str, list[
             for group in _OBSERVATION_GROUPS:
                 if any(knowledge.is_evidence(group, s, c) for s, c in codes):
                     groups[group].append(resource)
-        call.memo["observation-groups"] = groups
+        call.cache.observation_groups = groups
     return groups
 
 
@@ -148,7 +147,7 @@ def _observations(call: HookCall, group: str, knowledge: Knowledge, low: date, h
 
 def _weight_kg(call: HookCall, knowledge: Knowledge, day: date) -> float | None:
     latest: tuple[date, float] | None = None
-    for resource in _observations(call, "body-weight", knowledge, day - timedelta(days=365), day):
+    for resource in _observations(call, "body-weight", knowledge, day - timedelta(days=knowledge.windows.body_weight_days), day):
         quantity = resource.get("valueQuantity") or {}
         value = quantity.get("value")
         unit = str(quantity.get("code") or quantity.get("unit") or "kg").lower()
@@ -285,7 +284,7 @@ def _setting(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Knowle
 
 def _coverages(call: HookCall) -> tuple[CoverageFact, ...]:
     def keep(resource: Resource) -> bool:
-        return resource.get("status", "active") == "active"
+        return bool(resource.get("status", "active") == "active")
 
     facts = []
     names = {reference(org): org.get("name") for org in call.resources("Organization")}
@@ -310,7 +309,8 @@ def patient_facts(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: K
         return PatientFacts()
     first = min(order.when for order in orders)
     last = max(order.when for order in orders)
-    low, high = first - timedelta(days=_WINDOW), last + timedelta(days=_WINDOW)
+    windows = knowledge.windows
+    low, high = first - timedelta(days=windows.before_treatment_days), last + timedelta(days=windows.after_treatment_days)
     conditions = _conditions(call, orders, knowledge)
     return PatientFacts(
         conditions=conditions,

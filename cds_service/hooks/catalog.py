@@ -115,9 +115,10 @@ SERVICES: tuple[ServiceDefinition, ...] = (
         hook="order-sign",
         title="Radioelement therapy coding (order-sign)",
         description=(
-            "Checks radioelement and brachytherapy orders at signing: confirms CPT 77750 or "
-            "recommends the code that fits (79101, 79200, 79403, 79445, 79005, 79440, 79300, "
-            "57155, 58346, 0394T, 0395T, the 777xx family), advises on modifier 26/TC and the "
+            "Checks radioelement and brachytherapy orders at signing: confirms the ordered CPT code "
+            "(radioelement infusion or instillation with follow-up, radiopharmaceutical therapy, "
+            "applicator insertion, electronic or sealed-source brachytherapy) or recommends the "
+            "code that fits, advises on modifier 26/TC and the "
             "radiopharmaceutical HCPCS supply code, and lists missing medical-necessity documentation."
         ),
         prefetch=ORDER_SIGN_PREFETCH,

@@ -11,7 +11,7 @@ from typing import Any
 from cds_service.fhir.parsing import InvalidFhir, validate_resource
 from cds_service.hooks.catalog import ServiceDefinition
 from cds_service.schemas import first_error
-from cds_service.web.errors import ApiError
+from cds_service.errors import ApiError
 
 Resource = dict[str, Any]
 

@@ -8,16 +8,28 @@ be tested without Flask and the plumbing without clinical rules.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date
 from typing import Any, Mapping
 
 Resource = dict[str, Any]
 
-# Shared by every card, whoever renders it: the engine's coding cards and the plumbing's
-# "checks could not run" card speak with one source label and one card-type code system.
+#: The source label of every card, whoever renders it: the engine's coding cards and the
+#: plumbing's "checks could not run" card speak with one voice.
 SERVICE_LABEL = "Radioelement therapy coding"
-CRD_CARD_TYPES = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"  # Da Vinci CRD 2.0.1 card types
+
+
+class CallCache:
+    """Indexes derived from one call's data, built once and read several times during that call
+    (prefetched resources by type, validated copies, Observations by evidence group).
+
+    It never changes what the call means, so it is left out of equality and ``repr``; it lives
+    and dies with its :class:`HookCall`, so nothing is shared between calls or patients.
+    """
+
+    def __init__(self) -> None:
+        self.by_type: dict[str, tuple[Resource, ...]] | None = None
+        self.validated: dict[int, Resource] = {}
+        self.observation_groups: dict[str, list[Resource]] | None = None
 
 
 @dataclass(frozen=True)
@@ -43,38 +55,24 @@ class HookCall:
     prefetch: Mapping[str, tuple[Resource, ...]] = field(default_factory=dict)
     unavailable: Mapping[str, str] = field(default_factory=dict)
     crd_configuration: Mapping[str, Any] = field(default_factory=dict)
-
-    @cached_property
-    def _resources_by_type(self) -> dict[str, tuple[Resource, ...]]:
-        """Prefetched resources grouped by type once per call, without repeats across keys."""
-        grouped: dict[str, list[Resource]] = {}
-        seen: set[str] = set()
-        for resources in self.prefetch.values():
-            for resource in resources:
-                resource_type = str(resource.get("resourceType"))
-                identity = f"{resource_type}/{resource['id']}" if resource.get("id") else f"#{id(resource)}"
-                if identity in seen:
-                    continue
-                seen.add(identity)
-                grouped.setdefault(resource_type, []).append(resource)
-        return {resource_type: tuple(items) for resource_type, items in grouped.items()}
-
-    @cached_property
-    def memo(self) -> dict[str, Any]:
-        """Scratch space for indexes the engine derives from this call once and reads several
-        times (for example Observations by evidence group). Never part of the call's meaning."""
-        return {}
+    cache: CallCache = field(default_factory=CallCache, compare=False, repr=False)
 
     def resources(self, resource_type: str) -> tuple[Resource, ...]:
         """Every prefetched resource of one type, whatever key brought it, without repeats."""
-        return self._resources_by_type.get(resource_type, ())
-
-    def draft_order(self, reference: str) -> Resource | None:
-        """The draft order a relative reference such as ``ServiceRequest/sr-1`` points at."""
-        for resource in self.draft_orders:
-            if f"{resource.get('resourceType')}/{resource.get('id')}" == reference:
-                return resource
-        return None
+        if self.cache.by_type is None:
+            grouped: dict[str, list[Resource]] = {}
+            seen: set[str] = set()
+            for resources in self.prefetch.values():
+                for resource in resources:
+                    resource_type_of = str(resource.get("resourceType"))
+                    identity = (f"{resource_type_of}/{resource['id']}" if resource.get("id")
+                                else f"#{id(resource)}")
+                    if identity in seen:
+                        continue
+                    seen.add(identity)
+                    grouped.setdefault(resource_type_of, []).append(resource)
+            self.cache.by_type = {kind: tuple(items) for kind, items in grouped.items()}
+        return self.cache.by_type.get(resource_type, ())
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ from cds_service.fhir.client import Deadline, FhirClient, UrlGuard
 from cds_service.fhir.parsing import InvalidFhir
 from cds_service.hooks import envelope
 from cds_service.hooks.catalog import CHECKS_BY_KEY, MAX_CARDS_OPTION, ServiceDefinition
-from cds_service.hooks.model import CRD_CARD_TYPES, SERVICE_LABEL, Guidance, HookCall
+from cds_service.hooks.model import SERVICE_LABEL, Guidance, HookCall
 from cds_service.hooks.prefetch import resolve_prefetch
 from cds_service.knowledge import Knowledge
-from cds_service.web.errors import ApiError
+from cds_service.knowledge.vocabulary import CHECKS_UNAVAILABLE_CARD, CRD_CARD_TYPE_SYSTEM, CRD_CARD_TYPES
+from cds_service.errors import ApiError
 
 Advise = Callable[[HookCall, Knowledge], Guidance]
 
@@ -30,7 +31,6 @@ Advise = Callable[[HookCall, Knowledge], Guidance]
 class CallOutcome:
     """What the web layer sends back and what the audit trail records."""
 
-    status: int
     body: dict[str, Any]
     decisions: list[dict[str, Any]] = field(default_factory=list)
     fetched_keys: tuple[str, ...] = ()
@@ -62,9 +62,10 @@ def unavailable_card(unavailable: dict[str, str]) -> dict[str, Any]:
         + "\n\nReview these items by hand before signing.",
         "source": {
             "label": SERVICE_LABEL,
-            "topic": {"system": CRD_CARD_TYPES, "code": "clinical-reminder", "display": "Clinical reminder"},
+            "topic": {"system": CRD_CARD_TYPE_SYSTEM, "code": "clinical-reminder",
+                      "display": CRD_CARD_TYPES["clinical-reminder"]},
         },
-        "extension": {"cds-service.card-type": "checks-unavailable"},
+        "extension": {"cds-service.card-type": CHECKS_UNAVAILABLE_CARD},
     }
 
 
@@ -168,7 +169,6 @@ class HookHandler:
         body_out = prune(response)
         body_out.setdefault("cards", [])
         return CallOutcome(
-            status=200,
             body=body_out,
             decisions=list(guidance.decisions),
             fetched_keys=prefetched.fetched_keys,

@@ -1,7 +1,9 @@
 """Coding knowledge loaded from versioned, sourced data files (``data/*.toml``).
 
-The app calls :func:`load_knowledge` once at start-up; the result is immutable and indexed so
-each request only does dict look-ups.
+The app calls :func:`load_knowledge` once at start-up (from ``CDS_KNOWLEDGE_DIR`` when a site
+keeps its own copy); the result is immutable and indexed so each request only does dict
+look-ups. The files' shapes are in :mod:`.schema`, the names they may use in :mod:`.vocabulary`,
+the decision table in ``data/rules.toml``.
 """
 
 from __future__ import annotations

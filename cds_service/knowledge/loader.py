@@ -7,38 +7,35 @@ the file and the entry, not surface later as a silently wrong code recommendatio
 
 from __future__ import annotations
 
+import difflib
+import logging
 import re
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection, Mapping
 
 from cds_service.knowledge.model import (
-    Agent, Applicator, CodeInfo, CodeKey, DocItem, DocRule, Indication, Knowledge, Matcher,
-    PayerPolicy, Route, Site, Source, Supply,
+    Agent, Applicator, CodeInfo, CodeKey, CodeRule, Condition, DocItem, DocRule, Indication, Knowledge, Matcher,
+    ModifierRule, PayerPolicy, Route, Site, Source, Supply, SupplyUnit, Windows,
 )
+from cds_service.knowledge.vocabulary import (
+    BILLING_FACTS, CARRIERS, CODE_KINDS, DOC_KEYS, DOSE_RATES, MODIFIER_POLICIES, ORDER_FACTS, ROUTE_KINDS,
+    SETTINGS, SUPPLY_UNITS, TECHNIQUES, WINDOWS, Fact,
+)
+from cds_service.knowledge.schema import shape_problems
 from cds_service.knowledge.systems import normalise_code
 
+log = logging.getLogger(__name__)
+
 DATA_DIR = Path(__file__).parent / "data"
-FILES = ("sources", "codes", "agents", "routes", "evidence", "documentation", "edits", "payers")
+FILES = ("sources", "codes", "agents", "routes", "evidence", "documentation", "edits", "payers", "rules")
 
 CONFIDENCE = {"confirmed", "secondary", "unconfirmed", "judgement"}
-CODE_KINDS = {"unsealed", "sealed", "electronic", "applicator", "related"}
 CODE_STATUS = {"active", "carrier-priced", "deleted"}
 GLOBAL_DAYS = {"000", "010", "090", "XXX", "YYY", "ZZZ"}
-CARRIERS = {"antibody", "small-molecule", "colloid", "microspheres", "sealed-source", "electronic"}
-SUPPLY_UNITS = {"per-mCi", "per-uCi", "per-dose", "per-source"}
-ROUTE_KINDS = {"iv", "oral", "cavity", "intra-arterial", "intra-articular", "interstitial", "surface"}
-DOSE_RATES = {"hdr", "ldr"}
-SETTINGS = {"inpatient", "hospital-outpatient", "office"}
-MODIFIER_POLICIES = {"facility-26", "global-only", "always-26"}
 COVERED = {"covered", "not-covered", "conditional"}
 PA_NEEDED = {"no-auth", "auth-needed", "satisfied", "performpa", "conditional"}
-DOC_KEYS = (
-    "diagnosis", "indication", "staging", "radioelement", "activity", "route", "body-site",
-    "pre-imaging", "performance-status", "follow-up-plan",
-    "response-assessment", "adverse-events", "post-imaging", "follow-up-notes",
-)
 EVIDENCE_SYSTEMS = {"loinc", "snomed", "cpt", "icd10cm", "dicom", "v2-0074"}
 AGENT_CODE_SYSTEMS = ("snomed", "rxnorm", "ndc", "hcpcs")
 SPLIT_MODIFIERS = ("26", "TC")
@@ -61,7 +58,7 @@ class _Checks:
         self.problems.append(f"{where}: {message}")
 
     def get(self, entry: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...] = str,
-            required: bool = True, choices: set[str] | None = None) -> Any:
+            required: bool = True, choices: Collection[str] | None = None) -> Any:
         value = entry.get(key)
         if value is None:
             if required:
@@ -165,6 +162,10 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
     directory = Path(directory) if directory is not None else DATA_DIR
     checks = _Checks()
     data = {name: _read(directory, name, checks) for name in FILES}
+    shape = [problem for name in FILES for problem in shape_problems(f"{name}.toml", data[name])]
+    if shape:
+        # Wrong keys first and alone: checking the meaning of a mis-shaped file only adds noise.
+        raise KnowledgeError("invalid knowledge files:\n  " + "\n  ".join(shape))
 
     sources: dict[str, Source] = {}
     for key, entry in (data["sources"].get("sources") or {}).items():
@@ -183,12 +184,20 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
                 checks.fail(f"agents.toml agent {agent.key!r}", f"route {route!r} is not defined in routes.toml")
     evidence_parts = _load_evidence(data["evidence"], checks)
     doc_items, doc_by_kind, doc_by_code, body_site_kinds = _load_documentation(data["documentation"], codes, checks)
-    bundling, lookback, no_split = _load_edits(data["edits"], codes, checks)
+    bundling, lookback, no_split, global_days, global_kinds = _load_edits(data["edits"], codes, checks)
     default_payer, payers = _load_payers(data["payers"], checks)
+    code_rules, modifier_rules, supply_units, windows, rate_default = _load_rules(
+        data["rules"], codes, sites, applicators, checks)
+    for agent in agents.values():
+        if agent.supply is not None and agent.supply.unit not in supply_units:
+            checks.fail(f"agents.toml agent {agent.key!r}", f"supply unit {agent.supply.unit!r} has no [[supply_unit]] in rules.toml")
 
     if checks.problems:
         raise KnowledgeError("invalid knowledge files:\n  " + "\n  ".join(checks.problems))
 
+    if directory.resolve() != DATA_DIR.resolve():
+        # Say which folder decides the advice: a site's copy behaves differently from the built-in one.
+        log.info("coding knowledge loaded from %s (%d decision rows)", directory, len(code_rules))
     meta = data["codes"]["meta"]
     versions = sorted({str(data[name]["meta"]["version"]) for name in FILES})
     return Knowledge(
@@ -197,7 +206,6 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
         effective_date=meta["effective_date"],
         sources=sources,
         codes=codes,
-        sealed_family=_sealed_family(codes),
         agents=agents,
         agent_matcher=agent_matcher,
         indications=indications,
@@ -213,9 +221,17 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
         body_site_route_kinds=body_site_kinds,
         bundling=bundling,
         global_lookback_days=lookback,
+        global_period_days=global_days,
+        global_period_kinds=global_kinds,
         pctc_without_split=no_split,
         default_payer=default_payer,
         payers=payers,
+        code_rules=code_rules,
+        modifier_rules=modifier_rules,
+        supply_units=supply_units,
+        windows=windows,
+        sealed_dose_rate_default=rate_default,
+        directory=str(directory),
         provenance=dict(checks.provenance),
         **evidence_parts,
     )
@@ -236,13 +252,8 @@ def _load_codes(data: dict[str, Any], checks: _Checks) -> dict[str, CodeInfo]:
         sources = checks.sourced(entry, where)
         techniques = checks.strings(entry, "techniques", where)
         for technique in techniques:
-            if technique not in ROUTE_KINDS:
-                checks.fail(where, f"technique {technique!r} is not a route kind")
-        count = entry.get("count")
-        if count is not None and not (isinstance(count, list) and len(count) == 2
-                                      and all(isinstance(n, int) for n in count) and count[0] <= count[1]):
-            checks.fail(where, "'count' must be [low, high] with low <= high")
-            count = None
+            if technique not in TECHNIQUES:
+                checks.fail(where, f"technique {technique!r} is not one of {', '.join(sorted(TECHNIQUES))}")
         if code in codes:
             checks.fail(where, "code is listed twice")
         if code:
@@ -251,23 +262,12 @@ def _load_codes(data: dict[str, Any], checks: _Checks) -> dict[str, CodeInfo]:
                                    replaced_by=checks.strings(entry, "replaced_by", where, required=deleted),
                                    sources=sources, techniques=techniques,
                                    dose_rate=checks.get(entry, "dose_rate", where, required=False, choices=DOSE_RATES),
-                                   count=tuple(count) if count else None,
-                                   lesion=checks.get(entry, "lesion", where, required=False,
-                                                     choices={"single-small", "larger-or-multiple"}))
+                                   )
     for code in codes.values():
         for replacement in code.replaced_by:
             if replacement not in codes or codes[replacement].deleted:
                 checks.fail(f"codes.toml code {code.code!r}", f"replacement {replacement!r} is not an active code")
     return codes
-
-
-def _sealed_family(codes: dict[str, CodeInfo]) -> dict[tuple[str, str], tuple[CodeInfo, ...]]:
-    family: dict[tuple[str, str], list[CodeInfo]] = {}
-    for info in codes.values():
-        if info.kind == "sealed" and not info.deleted and info.dose_rate:
-            for technique in info.techniques:
-                family.setdefault((technique, info.dose_rate), []).append(info)
-    return {key: tuple(sorted(items, key=lambda i: (i.count or (0, 0), i.code))) for key, items in family.items()}
 
 
 def _load_agents(data: dict[str, Any], checks: _Checks) -> tuple[dict[str, Agent], Matcher, dict[str, Indication]]:
@@ -320,7 +320,8 @@ def _load_agents(data: dict[str, Any], checks: _Checks) -> tuple[dict[str, Agent
     return agents, matcher, indications
 
 
-def _load_routes(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks):
+def _load_routes(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks
+                 ) -> tuple[dict[str, Route], Matcher, dict[str, Site], Matcher, dict[str, Applicator], Matcher]:
     routes: dict[str, Route] = {}
     route_entries = []
     for where, entry in _entries(data, "route", "routes.toml", checks):
@@ -426,20 +427,23 @@ def _load_evidence(data: dict[str, Any], checks: _Checks) -> dict[str, Any]:
     }
 
 
-def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks):
+def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks
+                        ) -> tuple[dict[str, DocItem], dict[str, DocRule], dict[str, DocRule], frozenset[str]]:
     items: dict[str, DocItem] = {}
     for where, entry in _entries(data, "item", "documentation.toml", checks):
         key = checks.get(entry, "key", where, choices=set(DOC_KEYS))
+        # `phase` (pre or post) is documentation for the reader; which keys apply after a completed
+        # procedure is said by the `post` lists of the [[rule]] entries.
+        checks.get(entry, "phase", where, choices={"pre", "post"})
         item = DocItem(key=key or "", label=checks.get(entry, "label", where) or "",
-                       evidence=checks.get(entry, "evidence", where) or "",
-                       phase=checks.get(entry, "phase", where, choices={"pre", "post"}) or "pre")
+                       evidence=checks.get(entry, "evidence", where) or "")
         checks.sourced(entry, where)
         if key:
             items[key] = item
     for key in DOC_KEYS:
         if key not in items:
             checks.fail("documentation.toml", f"documentation item {key!r} is missing")
-    # Keep the design §4 order whatever the file order, so gap lists are stable.
+    # Keep the published key order whatever the file order, so gap lists are stable.
     items = {key: items[key] for key in DOC_KEYS if key in items}
 
     by_kind: dict[str, DocRule] = {}
@@ -472,7 +476,7 @@ def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks
 
 
 def _load_edits(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks
-                ) -> tuple[dict[tuple[str, str], str], int, frozenset[int]]:
+                ) -> tuple[dict[tuple[str, str], str], int, frozenset[int], str, frozenset[str]]:
     pairs: dict[tuple[str, str], str] = {}
     for where, entry in _entries(data, "bundling", "edits.toml", checks):
         code = checks.get(entry, "code", where)
@@ -486,7 +490,12 @@ def _load_edits(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Check
                 pairs[(code, other)] = reason
     global_period = data.get("global_period") or {}
     checks.sourced(global_period, "edits.toml global_period")
-    lookback = checks.get(global_period, "lookback_days", "edits.toml global_period", int) or 90
+    lookback = checks.get(global_period, "lookback_days", "edits.toml global_period", int) or 0
+    global_days = checks.get(global_period, "global_days", "edits.toml global_period", choices=GLOBAL_DAYS) or ""
+    global_kinds = checks.strings(global_period, "kinds", "edits.toml global_period", required=True)
+    for kind in global_kinds:
+        if kind not in CODE_KINDS:
+            checks.fail("edits.toml global_period", f"unknown code kind {kind!r}")
     split = data.get("modifier_split") or {}
     where = "edits.toml modifier_split"
     checks.sourced(split, where)
@@ -500,7 +509,7 @@ def _load_edits(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Check
         no_split = []
     if 1 in no_split:
         checks.fail(where, "indicator 1 is the one that takes 26/TC; it cannot be listed without a split")
-    return pairs, lookback, frozenset(no_split)
+    return pairs, lookback, frozenset(no_split), global_days, frozenset(global_kinds)
 
 
 def _load_payers(data: dict[str, Any], checks: _Checks) -> tuple[PayerPolicy, dict[str, PayerPolicy]]:
@@ -524,3 +533,175 @@ def _load_payers(data: dict[str, Any], checks: _Checks) -> tuple[PayerPolicy, di
                 checks.fail(where, f"identifier {identifier!r} must be written system|value")
             payers[identifier] = item
     return default, payers
+
+
+def _conditions(when: Any, where: str, facts: Mapping[str, Fact], tables: Mapping[str, Collection[str]],
+                codes: Mapping[str, CodeInfo], checks: _Checks) -> tuple[Condition, ...]:
+    """The tests of one ``when`` table, each checked against the fact it names."""
+    if when is None:
+        return ()
+    if not isinstance(when, dict):
+        checks.fail(where, "'when' must be a table of fact = test")
+        return ()
+    out = []
+    for name, test in when.items():
+        at = f"{where} when.{name}"
+        fact = facts.get(name)
+        if fact is None:
+            close = difflib.get_close_matches(name, sorted(facts), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            checks.fail(at, f"unknown fact {name!r} ({hint}known facts: {', '.join(sorted(facts))})")
+            continue
+        allowed: Collection[str] | None = None
+        if isinstance(fact.values, str):
+            allowed = tables[fact.values]
+        elif fact.values is not None:
+            allowed = fact.values
+
+        def value_ok(value: Any) -> bool:
+            if fact.kind == "yes-no":
+                ok = isinstance(value, bool)
+            elif fact.kind == "number":
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            elif fact.kind == "code":
+                ok = isinstance(value, str) and value in codes
+            else:
+                ok = isinstance(value, str) and (allowed is None or value in allowed)
+            if not ok:
+                expected = {"yes-no": "true or false", "number": "a number",
+                            "code": "a code defined in codes.toml"}.get(fact.kind) or (
+                    "one of " + ", ".join(sorted(allowed or ())))
+                checks.fail(at, f"{value!r} is not a value of {name!r} (expected {expected})")
+            return ok
+
+        if isinstance(test, dict):
+            unknown = set(test) - {"known", "min", "max", "above", "below", "not"}
+            if unknown:
+                checks.fail(at, f"unknown test {sorted(unknown)[0]!r} (expected known, min, max, above, below or not)")
+                continue
+            bounds: dict[str, float | None] = {}
+            for bound in ("min", "max", "above", "below"):
+                value = test.get(bound)
+                if value is not None and (fact.kind != "number" or not isinstance(value, (int, float))
+                                          or isinstance(value, bool)):
+                    checks.fail(at, f"'{bound}' needs a number fact and a number")
+                    value = None
+                bounds[bound] = value
+            known = test.get("known")
+            if known is not None and not isinstance(known, bool):
+                checks.fail(at, "'known' must be true or false")
+                known = None
+            negated = test.get("not")
+            none_of = tuple(negated if isinstance(negated, list) else [] if negated is None else [negated])
+            none_of = tuple(value for value in none_of if value_ok(value))
+            out.append(Condition(fact=name, none_of=none_of, known=known, min=bounds["min"], max=bounds["max"],
+                                 above=bounds["above"], below=bounds["below"]))
+        else:
+            values = test if isinstance(test, list) else [test]
+            if not values:
+                checks.fail(at, "an empty list never holds")
+            out.append(Condition(fact=name, one_of=tuple(value for value in values if value_ok(value))))
+    return tuple(out)
+
+
+def _load_rules(data: dict[str, Any], codes: dict[str, CodeInfo], sites: Mapping[str, Site],
+                applicators: Mapping[str, Applicator], checks: _Checks
+                ) -> tuple[tuple[CodeRule, ...], tuple[ModifierRule, ...], dict[str, SupplyUnit], Windows, dict[str, str]]:
+    tables: dict[str, Collection[str]] = {"sites": set(sites), "applicators": set(applicators)}
+    rules: list[CodeRule] = []
+    ids: set[str] = set()
+
+    def rule_id(entry: dict[str, Any], where: str) -> str:
+        key = checks.get(entry, "id", where) or ""
+        if key in ids:
+            checks.fail(where, f"rule id {key!r} is used twice")
+        ids.add(key)
+        return key
+
+    for index, entry in enumerate(_rows(data, "rule", checks)):
+        where = f"rules.toml rule {entry.get('id') or index!r}"
+        key = rule_id(entry, where)
+        when = _conditions(entry.get("when"), where, ORDER_FACTS, tables, codes, checks)
+        keep = entry.get("keep_ordered", False)
+        code = checks.get(entry, "code", where, required=keep is not True)
+        if keep is True and code is not None:
+            checks.fail(where, "give either 'code' or 'keep_ordered = true', not both")
+        alternatives = checks.strings(entry, "alternatives", where)
+        for listed in ((code,) if code else ()) + alternatives:
+            if listed not in codes:
+                checks.fail(where, f"code {listed!r} is not defined in codes.toml")
+            elif codes[listed].deleted:
+                checks.fail(where, f"code {listed!r} is deleted; a rule may not recommend it")
+        reason = checks.get(entry, "reason", where) or ""
+        for placeholder in re.findall(r"{([^{}]*)}", reason):
+            if placeholder not in ORDER_FACTS:
+                checks.fail(where, f"reason names {{{placeholder}}}, which is not a fact")
+        rules.append(CodeRule(id=key, when=when, code=None if keep is True else code, alternatives=alternatives,
+                              reason=reason, uncertain=checks.get(entry, "uncertain", where, required=False),
+                              sources=checks.sourced(entry, where)))
+    if not rules:
+        checks.fail("rules.toml", "the decision table [[rule]] is empty")
+    elif rules[-1].when:
+        checks.fail(f"rules.toml rule {rules[-1].id!r}",
+                    "the last rule must have no 'when', so that every therapy order gets a code")
+    for applicator in applicators:
+        if not any(any(c.fact == "applicator" and applicator in c.one_of for c in rule.when) for rule in rules):
+            checks.fail(f"routes.toml applicator {applicator!r}", "no rule in rules.toml codes its insertion")
+
+    modifiers: list[ModifierRule] = []
+    for index, entry in enumerate(_rows(data, "modifier", checks)):
+        where = f"rules.toml modifier {entry.get('id') or index!r}"
+        key = rule_id(entry, where)
+        listed = checks.strings(entry, "modifiers", where)
+        for modifier in listed:
+            if modifier not in SPLIT_MODIFIERS:
+                checks.fail(where, f"modifier {modifier!r} is not one of {', '.join(SPLIT_MODIFIERS)}")
+        if "modifiers" not in entry:
+            checks.fail(where, "missing required key 'modifiers' (an empty list means none)")
+        modifiers.append(ModifierRule(id=key, when=_conditions(entry.get("when"), where, BILLING_FACTS, tables,
+                                                               codes, checks),
+                                      modifiers=listed, sources=checks.sourced(entry, where)))
+    if not modifiers or modifiers[-1].when:
+        checks.fail("rules.toml modifier", "the modifier table must end with a row that has no 'when'")
+
+    units: dict[str, SupplyUnit] = {}
+    for index, entry in enumerate(_rows(data, "supply_unit", checks)):
+        where = f"rules.toml supply_unit {entry.get('unit') or index!r}"
+        unit = checks.get(entry, "unit", where, choices=set(SUPPLY_UNITS)) or ""
+        per_mci = checks.get(entry, "units_per_mci", where, (int, float), required=False)
+        fixed = checks.get(entry, "fixed_units", where, int, required=False)
+        if (per_mci is None) == (fixed is None):
+            checks.fail(where, "give exactly one of 'units_per_mci' or 'fixed_units'")
+        checks.sourced(entry, where)
+        if unit in units:
+            checks.fail(where, "unit is listed twice")
+        units[unit] = SupplyUnit(unit=unit, units_per_mci=per_mci, fixed_units=fixed)
+
+    raw_windows = data.get("windows") or {}
+    where = "rules.toml windows"
+    checks.sourced(raw_windows, where)
+    days = {}
+    for name in WINDOWS:
+        value = checks.get(raw_windows, name, where, int)
+        if value is not None and value < 0:
+            checks.fail(f"{where} {name}", "a window cannot be negative")
+        days[name] = value or 0
+    windows = Windows(**days)
+
+    raw_default = data.get("sealed_dose_rate_default") or {}
+    where = "rules.toml sealed_dose_rate_default"
+    checks.sourced(raw_default, where)
+    rate_default: dict[str, str] = {}
+    for technique in sorted(TECHNIQUES):
+        rate = checks.get(raw_default, technique, where, choices=set(DOSE_RATES))
+        if rate:
+            rate_default[technique] = rate
+    return tuple(rules), tuple(modifiers), units, windows, rate_default
+
+
+def _rows(data: dict[str, Any], table: str, checks: _Checks) -> list[dict[str, Any]]:
+    rows = data.get(table, [])
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        checks.fail("rules.toml", f"[[{table}]] must be an array of tables")
+        return []
+    return rows

@@ -36,8 +36,6 @@ class CodeInfo:
     sources: tuple[str, ...] = ()
     techniques: tuple[str, ...] = ()
     dose_rate: str | None = None
-    count: tuple[int, int] | None = None
-    lesion: str | None = None
 
     @property
     def deleted(self) -> bool:
@@ -99,7 +97,6 @@ class DocItem:
     key: str
     label: str
     evidence: str
-    phase: str
 
 
 @dataclass(frozen=True)
@@ -115,6 +112,90 @@ class PayerPolicy:
     modifier_policy: str
     covered: str
     pa_needed: str
+
+
+Scalar = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One test in a rule's ``when``: the fact is one of ``one_of``, is (not) stated, lies in a
+    range, or is none of ``none_of``. Every test given must hold."""
+
+    fact: str
+    one_of: tuple[Scalar, ...] = ()
+    none_of: tuple[Scalar, ...] = ()
+    known: bool | None = None
+    min: float | None = None
+    max: float | None = None
+    above: float | None = None
+    below: float | None = None
+
+    def holds(self, value: Scalar | None) -> bool:
+        if self.known is not None and (value is not None) != self.known:
+            return False
+        if self.none_of and value in self.none_of:
+            return False
+        if self.one_of and (value is None or value not in self.one_of):
+            return False
+        bounds = (self.min, self.max, self.above, self.below)
+        if any(bound is not None for bound in bounds):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                return False
+            if ((self.min is not None and value < self.min) or (self.max is not None and value > self.max)
+                    or (self.above is not None and value <= self.above)
+                    or (self.below is not None and value >= self.below)):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class CodeRule:
+    """One row of the decision table (rules.toml ``[[rule]]``); the first row that holds decides."""
+
+    id: str
+    when: tuple[Condition, ...]
+    code: str | None  # None: keep the code the order carries
+    alternatives: tuple[str, ...] = ()
+    reason: str = ""
+    uncertain: str | None = None
+    sources: tuple[str, ...] = ()
+
+    def holds(self, facts: Mapping[str, Scalar | None]) -> bool:
+        return all(condition.holds(facts.get(condition.fact)) for condition in self.when)
+
+
+@dataclass(frozen=True)
+class ModifierRule:
+    """One row of the modifier table (rules.toml ``[[modifier]]``); the first row that holds decides."""
+
+    id: str
+    when: tuple[Condition, ...]
+    modifiers: tuple[str, ...]
+    sources: tuple[str, ...] = ()
+
+    def holds(self, facts: Mapping[str, Scalar | None]) -> bool:
+        return all(condition.holds(facts.get(condition.fact)) for condition in self.when)
+
+
+@dataclass(frozen=True)
+class SupplyUnit:
+    """How ordered activity becomes HCPCS billing units: a fixed count, or units per mCi."""
+
+    unit: str
+    units_per_mci: float | None = None
+    fixed_units: int | None = None
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The time windows, in days (rules.toml ``[windows]``)."""
+
+    follow_up_days: int
+    plan_start_grace_days: int
+    before_treatment_days: int
+    after_treatment_days: int
+    body_weight_days: int
 
 
 @dataclass(frozen=True)
@@ -147,8 +228,6 @@ class Knowledge:
     effective_date: date
     sources: Mapping[str, Source]
     codes: Mapping[str, CodeInfo]
-    #: (technique, dose_rate) → the active sealed-source codes for it, lowest count first.
-    sealed_family: Mapping[tuple[str, str], tuple[CodeInfo, ...]]
     agents: Mapping[str, Agent]
     agent_matcher: Matcher
     indications: Mapping[str, Indication]
@@ -181,6 +260,17 @@ class Knowledge:
     pctc_without_split: frozenset[int]
     default_payer: PayerPolicy
     payers: Mapping[str, PayerPolicy]
+    code_rules: tuple[CodeRule, ...]
+    modifier_rules: tuple[ModifierRule, ...]
+    supply_units: Mapping[str, SupplyUnit]
+    windows: Windows
+    #: sealed-source technique → the dose rate assumed when the order states none.
+    sealed_dose_rate_default: Mapping[str, str]
+    #: (global days, code kinds) of the procedures whose open global period warns.
+    global_period_days: str
+    global_period_kinds: frozenset[str]
+    #: Where the files were read from (the built-in folder or ``CDS_KNOWLEDGE_DIR``).
+    directory: str = ""
     #: Every fact's key (file, entry) → its source keys, so tests can prove each fact is sourced.
     provenance: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 

@@ -2,9 +2,9 @@
 
 - The therapy orders being signed become ``context.draftOrders``: ServiceRequest and
   MedicationRequest with status ``draft`` or ``active`` and Procedure with status
-  ``preparation`` or ``in-progress`` (R4 has no draft Procedure) whose code or medication is a
-  radioelement or brachytherapy concept the knowledge files know (agent, CPT code of the therapy
-  family, applicator, radiopharmaceutical procedure). They are sent as drafts, since order-sign is
+  ``preparation`` or ``in-progress`` (R4 has no draft Procedure) that the engine's own order
+  recogniser reads as (part of) a radioelement or brachytherapy order, so replay and the service
+  never disagree about what a therapy order is. They are sent as drafts, since order-sign is
   about orders not yet signed (``--all-orders`` sends every draft/active order instead).
 - Everything else is prefetch, grouped under the service's prefetch keys by resource type
   (``patient`` and ``encounter`` as single resources, the rest as searchset Bundles filtered the
@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from cds_service.hooks.catalog import SERVICES_BY_ID
 from cds_service.knowledge import Knowledge, load_knowledge
-from cds_service.knowledge.systems import normalise_code, short_system
+from cds_service.engine.orders import therapy_order_members
 from cds_service.replay.fixtures import ORDER_SIGN, Fixture, FixtureError
 
 Resource = dict[str, Any]
@@ -35,62 +35,6 @@ OPEN_STATUSES = {
     "Procedure": {"preparation", "in-progress"},
 }
 DRAFT_STATUS = {"ServiceRequest": "draft", "MedicationRequest": "draft", "Procedure": "preparation"}
-THERAPY_CODE_KINDS = {"unsealed", "sealed", "electronic", "applicator"}
-
-_knowledge: Knowledge | None = None
-
-
-def _default_knowledge() -> Knowledge:
-    global _knowledge
-    if _knowledge is None:
-        _knowledge = load_knowledge()
-    return _knowledge
-
-
-def _concepts(resource: Resource) -> Iterable[dict[str, Any]]:
-    for key in ("code", "medicationCodeableConcept", "category"):
-        value = resource.get(key)
-        for concept in value if isinstance(value, list) else [value]:
-            if isinstance(concept, dict):
-                yield concept
-
-
-def _codings(resource: Resource) -> Iterable[tuple[str | None, str]]:
-    for concept in _concepts(resource):
-        for coding in concept.get("coding") or []:
-            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
-                yield short_system(coding.get("system")), coding["code"]
-
-
-def _texts(resource: Resource) -> Iterable[str]:
-    for concept in _concepts(resource):
-        if isinstance(concept.get("text"), str):
-            yield concept["text"]
-        for coding in concept.get("coding") or []:
-            if isinstance(coding, dict) and isinstance(coding.get("display"), str):
-                yield coding["display"]
-    for note in resource.get("note") or []:
-        if isinstance(note, dict) and isinstance(note.get("text"), str):
-            yield note["text"]
-
-
-def is_therapy_order(resource: Resource, knowledge: Knowledge) -> bool:
-    """Does this order name a radioelement agent, a therapy/applicator code or such a procedure?"""
-    for system, code in _codings(resource):
-        if system is None:
-            continue
-        normalised = normalise_code(system, code)
-        if knowledge.agent_matcher.code(system, normalised) or knowledge.applicator_matcher.code(system, normalised):
-            return True
-        if system in {"cpt", "hcpcs"}:
-            info = knowledge.codes.get(normalised)
-            if info is not None and info.kind in THERAPY_CODE_KINDS:
-                return True
-        if knowledge.is_evidence("radiopharmaceutical-procedure", system, normalised):
-            return True
-    return any(
-        knowledge.agent_matcher.text(text) or knowledge.applicator_matcher.text(text) for text in _texts(resource)
-    )
 
 
 def _rewrite_references(value: Any, targets: dict[str, str]) -> Any:
@@ -177,7 +121,7 @@ def build_request(
     user_id: str = "Practitioner/replay",
 ) -> tuple[dict[str, Any], list[str]]:
     """The hook request for a patient's Bundle, and notes on what was done to build it."""
-    knowledge = knowledge or _default_knowledge()
+    knowledge = knowledge or load_knowledge()
     service = SERVICES_BY_ID.get(service_id)
     if service is None:
         raise FixtureError(f"unknown service {service_id!r}")
@@ -189,12 +133,15 @@ def build_request(
     patient_id = patient["id"]
     notes: list[str] = []
 
+    open_orders = [r for r in resources
+                   if r["resourceType"] in ORDER_TYPES and r.get("status") in OPEN_STATUSES[r["resourceType"]]]
+    therapy = therapy_order_members(open_orders, knowledge)
     orders: list[Resource] = []
     rest: list[Resource] = []
     for resource in resources:
         kind = resource["resourceType"]
         open_order = kind in ORDER_TYPES and resource.get("status") in OPEN_STATUSES[kind]
-        if open_order and (all_orders or is_therapy_order(resource, knowledge)):
+        if open_order and (all_orders or f"{kind}/{resource.get('id')}" in therapy):
             draft = copy.deepcopy(resource)
             if draft.get("status") != DRAFT_STATUS[kind]:
                 notes.append(f"{kind}/{draft['id']}: status {draft.get('status')!r} sent as {DRAFT_STATUS[kind]!r}")
@@ -263,9 +210,9 @@ def build_request(
 
 
 def bundle_fixture(document: Resource, path: Path, name: str, service_id: str = ORDER_SIGN,
-                   all_orders: bool = False) -> Fixture:
+                   all_orders: bool = False, knowledge: Knowledge | None = None) -> Fixture:
     """A fixture without expectation for a patient Bundle file."""
-    request, notes = build_request(document, service_id, all_orders=all_orders)
+    request, notes = build_request(document, service_id, knowledge, all_orders=all_orders)
     orders = [entry["resource"] for entry in request["context"]["draftOrders"]["entry"]]
     description = f"patient record {path.name}: {len(orders)} order(s) to sign: " + ", ".join(
         f"{order['resourceType']}/{order['id']}" for order in orders

@@ -21,6 +21,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from cds_service.config import Settings
+from cds_service.knowledge import Knowledge, load_knowledge
+
 ORDER_SIGN = "radioelement-order-sign"
 ORDER_SELECT = "radioelement-order-select"
 SERVICE_BY_HOOK = {"order-sign": ORDER_SIGN, "order-select": ORDER_SELECT}
@@ -31,10 +34,6 @@ FIXTURE_KEYS = {
     "recorded_fhir_server", "tags", "known_issue",
 }
 EXPECT_KEYS = {"status", "decisions", "error_contains", "card_count"}
-CONTRACT_KEYS = (
-    "order", "orderedCode", "recommendedCode", "alternatives", "modifiers", "supply",
-    "missingDocumentation", "warnings",
-)
 
 # ${today}, ${today-30}, ${today+90}: dates relative to the day of the replay, so fixtures about
 # "imaging within 90 days" or "a 77750 done last month" do not go stale as the calendar moves on.
@@ -244,6 +243,7 @@ def discover(
     """
     from cds_service.replay.bundle import bundle_fixture  # import here: bundle imports this module
 
+    knowledge: Knowledge | None = None
     today = today or date.today()
     fixtures: list[Fixture] = []
     problems: list[tuple[str, str]] = []
@@ -283,7 +283,9 @@ def discover(
             elif looks_like_bundle(document):
                 if not named and (path.parent.resolve(), path.name) in generated:
                     continue
-                fixtures.append(bundle_fixture(document, path, name, service_for_bundles, all_orders))
+                if knowledge is None:  # read once per discovery, and only when there is a Bundle
+                    knowledge = load_knowledge(Settings.from_env().knowledge_dir)
+                fixtures.append(bundle_fixture(document, path, name, service_for_bundles, all_orders, knowledge))
             elif named:
                 problems.append((name, "neither a fixture (no 'request') nor a FHIR Bundle"))
             else:

@@ -12,6 +12,8 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from cds_service.errors import ApiError  # re-exported: the web modules import it from here
+
 log = logging.getLogger(__name__)
 
 _ISSUE_CODES = {
@@ -30,14 +32,6 @@ _ISSUE_CODES = {
 }
 
 
-class ApiError(Exception):
-    """A client-facing error: HTTP status plus a message that is safe to show."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:

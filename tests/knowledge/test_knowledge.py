@@ -82,7 +82,7 @@ def test_indexes_are_dict_lookups(knowledge):
      "payers.toml default: 'modifier_policy' has unknown value 'sometimes'"),
     ("routes.toml", 'implies_route = "intra-articular"', 'implies_route = "intra-joint"',
      "routes.toml site 'joint': implies_route 'intra-joint'"),
-    ("evidence.toml", "[meta]\n", "[metadata]\n", "evidence.toml [meta]: header table [meta] is missing"),
+    ("evidence.toml", "[meta]\n", "[metadata]\n", "evidence.toml: unknown key 'metadata' (did you mean 'meta'?)"),
 ])
 def test_a_corrupted_file_fails_fast_naming_file_and_entry(data_copy, file, old, new, message):
     edit(data_copy / file, old, new)
