@@ -129,3 +129,12 @@ def test_order_sign_with_a_dev_issuer_token_answers_cards(service, issuer):
               "print(c.execute('select count(*) from jwt_jti').fetchone()[0])")
     assert int(podman("exec", service["name"], "python", "-c", script, env=service["env"]).stdout) >= 1
 
+
+
+def test_every_log_line_is_json(service):
+    """The image's default CDS_LOG_FORMAT=json: gunicorn's own lines included, none is plain text."""
+    logs = podman("logs", service["name"], env=service["env"])
+    lines = [line for line in (logs.stdout + "\n" + logs.stderr).splitlines() if line.strip()]
+    assert len(lines) >= 3  # start-up, gunicorn, the calls above
+    plain = [line for line in lines if not (line.startswith("{") and isinstance(json.loads(line), dict))]
+    assert plain == []
