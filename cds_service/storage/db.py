@@ -7,9 +7,10 @@ upgraded service can start on an older database without a separate migration ste
 from __future__ import annotations
 
 import logging
+import os
 import time
-from typing import Any
 from pathlib import Path
+from typing import Any, Callable
 
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -34,6 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
+
+from cds_service.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,28 @@ issued_cards = Table(
 )
 
 
+def ensure_writable_sqlite(path: Path) -> None:
+    """Fail at start with the fix named, rather than on the first call with SQLite's bare
+    "unable to open database file" (e.g. a container run with a read-only root file system)."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        problem = None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            problem = "the folder is not writable"
+        elif path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            problem = "the file is not readable and writable"
+    except OSError as error:
+        problem = error.strerror or str(error)
+    if problem:
+        raise ConfigError(
+            f"CDS_SQLITE_PATH: cannot use the SQLite database {path} ({problem}). Mount a writable "
+            f"volume at {folder} (the image declares /var/lib/cds-service as one; with a read-only "
+            "root file system keep it, e.g. -v cds-state:/var/lib/cds-service), point CDS_SQLITE_PATH "
+            "at a writable folder, or set DATABASE_URL to a PostgreSQL database."
+        )
+
+
 def make_engine(database_url: str, busy_timeout: float = 5.0) -> Engine:
     """``busy_timeout``: seconds a SQLite write waits for the lock before it counts as an outage
     (the record then goes to the spool instead of holding the EHR's call for longer)."""
@@ -113,7 +138,7 @@ def make_engine(database_url: str, busy_timeout: float = 5.0) -> Engine:
     busy_ms = int(busy_timeout * 1000)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            ensure_writable_sqlite(Path(url.database).expanduser())
         engine = create_engine(url, connect_args={"timeout": busy_timeout})
 
         @event.listens_for(engine, "connect")
@@ -133,10 +158,12 @@ def make_engine(database_url: str, busy_timeout: float = 5.0) -> Engine:
         return engine
     if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("", "psycopg2") and url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
-    # connect_timeout: a database that does not answer is an outage after 5 s (the spool takes
-    # over), not a call that hangs; the pool's own wait is bounded the same way.
+    # A bounded connect: a database that does not answer is an outage after 5 s (the spool takes
+    # over), not a call that hangs; the pool's own wait is bounded the same way. DATABASE_URL may
+    # still set its own ?connect_timeout=.
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 5}
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=5,
-                         connect_args={"connect_timeout": 5})
+                         connect_args=connect_args)
 
 
 def insert_ignoring_duplicates(engine_or_connection: Engine | Connection, table: Table) -> Any:
@@ -156,6 +183,38 @@ def is_outage(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
+
+# How long a starting replica waits for its PostgreSQL server before giving up.
+DATABASE_WAIT_SECONDS = 30.0
+
+
+def wait_for_database(engine: Engine, timeout: float = DATABASE_WAIT_SECONDS,
+                      sleep: Callable[[float], None] = time.sleep,
+                      clock: Callable[[], float] = time.monotonic) -> None:
+    """Replicas may start before their database accepts connections (podman-compose and
+    Kubernetes do not wait for it): wait a while, saying so, instead of dying with a traceback
+    and a restart loop; then stop with a message naming DATABASE_URL."""
+    deadline = clock() + timeout
+    delay = 0.5
+    while True:
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return
+        except OperationalError as error:
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:300]
+            where = f"{engine.url.host or 'localhost'}:{engine.url.port or 5432}"
+            if clock() + delay > deadline:
+                raise ConfigError(
+                    f"DATABASE_URL: the database at {where} did not accept connections within "
+                    f"{timeout:.0f} s ({reason}); check that it runs and that the URL, user and "
+                    "password are right"
+                ) from None
+            log.warning("database at %s not reachable yet (%s); retrying in %.1f s", where, reason, delay)
+            sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 # Any constant shared by every replica: serialises schema changes in one PostgreSQL database.
 MIGRATION_LOCK_KEY = 7_775_077_750
 
@@ -168,6 +227,7 @@ def migrate(engine: Engine, meta: MetaData = metadata) -> None:
     start that loses the race retries once the winner's tables exist.
     """
     if engine.dialect.name == "postgresql":
+        wait_for_database(engine)
         with engine.begin() as connection:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             _migrate(connection, meta)

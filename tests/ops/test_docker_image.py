@@ -186,7 +186,8 @@ def test_compose_services_and_volume(compose):
     services = compose["services"]
     assert set(services) == {"db", "cds-1", "cds-2", "proxy"}
     db = services["db"]
-    assert db["image"].startswith("postgres:")
+    # The registry image by default; docker/build-local.sh --compose names a local stand-in instead.
+    assert re.fullmatch(r"\$\{CDS_POSTGRES_IMAGE:-postgres:16[\w.-]*\}", db["image"]), db["image"]
     (volume,) = db["volumes"]
     name, target = volume.split(":")[:2]
     assert name in compose["volumes"] and target == "/var/lib/postgresql/data"  # named volume, not a bind
@@ -199,6 +200,7 @@ def test_compose_replicas_share_the_database_and_the_image(compose):
     for name in ("cds-1", "cds-2"):
         service = services[name]
         assert service["build"] == {"context": "..", "dockerfile": "docker/Dockerfile"}
+        assert service["image"] == "${CDS_IMAGE:-cds-service:local}"
         assert (COMPOSE.parent / service["build"]["context"] / service["build"]["dockerfile"]).resolve() == DOCKERFILE
         env = service["environment"]
         url = env["DATABASE_URL"]
@@ -229,7 +231,7 @@ def test_compose_example_issuer_file_is_valid():
 
 def test_proxy_balances_both_replicas_and_hides_metrics(compose):
     proxy = compose["services"]["proxy"]
-    assert proxy["image"].startswith("nginx:")
+    assert re.fullmatch(r"\$\{CDS_NGINX_IMAGE:-nginx:[\w.-]+\}", proxy["image"]), proxy["image"]
     assert proxy["ports"] == ["${CDS_HTTP_PORT:-8080}:8080"]
     assert set(proxy["depends_on"]) == {"cds-1", "cds-2"}
     (mount,) = proxy["volumes"]
