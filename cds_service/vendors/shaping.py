@@ -123,16 +123,17 @@ def _shape_link(link: Any, profile: VendorProfile, link_hosts: frozenset[str]) -
 
 
 def shorten_detail(detail: str, limit: int) -> str:
-    """Whole paragraphs up to ``limit`` characters, then a note; the summary carries the advice."""
+    """Whole lines up to ``limit`` characters, then a note: the summary carries the advice and
+    the decisions extension keeps every fact, the side panel shows the first lines."""
     if len(detail) <= limit:
         return detail
     room = limit - len(SHORTENED_NOTE) - 2
     kept = ""
-    for paragraph in detail.split("\n\n"):
-        candidate = f"{kept}\n\n{paragraph}" if kept else paragraph
+    for line in detail.split("\n"):
+        candidate = f"{kept}\n{line}" if kept else line
         if len(candidate) > room:
             break
         kept = candidate
-    if not kept:  # the first paragraph alone is too long: cut it at a word
+    if not kept.strip():  # the first line alone is too long: cut it at a word
         kept = detail[:room].rsplit(" ", 1)[0].rstrip()
-    return f"{kept}\n\n{SHORTENED_NOTE}"
+    return f"{kept.rstrip()}\n\n{SHORTENED_NOTE}"
