@@ -94,7 +94,8 @@ def stable_topic_code(card: dict[str, Any], limit: int) -> str:
     """An alphanumeric code that is the same every time the same advice is given (Epic keys a
     user's override on it): the CRD card type, our card kind, the recommended code and the
     warning key, e.g. ``TherapyAlternativesOptCode77761``. Never a uuid or a date."""
-    extension = card.get("extension") if isinstance(card.get("extension"), dict) else {}
+    raw = card.get("extension")
+    extension: dict[str, Any] = raw if isinstance(raw, dict) else {}
     topic = ((card.get("source") or {}).get("topic") or {}).get("code")
     parts = [topic, extension.get("cds-service.card-type"), extension.get("cds-service.recommended-code"),
              extension.get("cds-service.warning")]
