@@ -7,7 +7,8 @@ The trusted-issuer file named by ``CDS_TRUSTED_ISSUERS`` is a JSON list::
         "iss": "https://ehr.example.org",
         "jwks_url": "https://ehr.example.org/.well-known/jwks.json",
         "jku": ["https://ehr.example.org/keys/rotated.json"],
-        "fhir_servers": ["https://fhir.example.org/r4"]
+        "fhir_servers": ["https://fhir.example.org/r4"],
+        "profile": "epic"
       },
       {
         "iss": "https://other-ehr.example.net",
@@ -24,6 +25,12 @@ The trusted-issuer file named by ``CDS_TRUSTED_ISSUERS`` is a JSON list::
   the header but never fetched; the inline keys are used.
 * ``fhir_servers`` (optional list of URL prefixes): the ``fhirServer`` values this issuer may ask
   the service to call. Missing means "none" in the production profile and "any" in dev.
+* ``profile`` (optional): the EHR vendor profile that shapes this caller's cards, one of
+  ``generic`` (default, standard CDS Hooks 2.0), ``sandbox``, ``epic``, ``oracle`` (see
+  :mod:`cds_service.vendors`). An ``epic`` entry must list its ``jku`` allowlist (or a
+  ``jwks_url``), since Epic signs with keys named by the token's ``jku`` header.
+* ``link_hosts`` (optional list of host names): the link hosts registered with the EHR; with the
+  ``oracle`` profile every other link is removed, with ``epic`` every other SMART link.
 * Keys starting with ``_`` are ignored (comments); any other unknown key is an error, so a typo
   such as ``fhir_server`` cannot silently change what is allowed.
 """
@@ -36,6 +43,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from urllib.parse import urlsplit
+
+from cds_service.vendors.profiles import PROFILE_NAMES
+
 from .errors import SecurityConfigError
 from .network import UrlError, normalise_url
 
@@ -43,7 +54,7 @@ SANDBOX_ISS = "https://sandbox.cds-hooks.org"
 SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
 SANDBOX_JWKS_RESOURCE = "sandbox-jwks.json"
 
-ALLOWED_ENTRY_KEYS = frozenset({"iss", "jwks", "jwks_url", "jku", "fhir_servers"})
+ALLOWED_ENTRY_KEYS = frozenset({"iss", "jwks", "jwks_url", "jku", "fhir_servers", "profile", "link_hosts"})
 # JWK members that only a private (or symmetric) key has. A trusted-issuer file must hold public
 # keys only; a private key there means someone pasted the wrong file.
 PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -66,6 +77,10 @@ class TrustedIssuer:
     fhir_servers: tuple[str, ...] | None
     source: str = "config"
     pinned: bool = field(default=False)
+    # The vendor profile shaping this caller's responses (cds_service.vendors) and the link
+    # hosts the hospital registered with that EHR.
+    profile: str = "generic"
+    link_hosts: tuple[str, ...] = ()
 
     def key_source_for(self, jku: str | None) -> tuple[str, str | None]:
         """Where to find the keys for a token from this issuer.
@@ -252,6 +267,16 @@ def parse_issuer_entry(entry: Any, where: str) -> TrustedIssuer:
                 ) from None
         fhir_servers = tuple(prefixes)
 
+    profile = entry.get("profile", "generic")
+    if profile not in PROFILE_NAMES:
+        raise SecurityConfigError(f"{where}: 'profile' {profile!r} is not one of {', '.join(PROFILE_NAMES)}")
+    if profile == "epic" and not allowed_jku:
+        raise SecurityConfigError(
+            f"{where}: an epic issuer needs its 'jku' allowlist (Epic names its key set in the "
+            "token's jku header; list the exact URL from the Epic client registration)"
+        )
+    link_hosts = _link_hosts(entry.get("link_hosts", []), where)
+
     return TrustedIssuer(
         iss=iss,
         inline_keys=inline_keys,
@@ -260,7 +285,25 @@ def parse_issuer_entry(entry: Any, where: str) -> TrustedIssuer:
         fhir_servers=fhir_servers,
         source="config",
         pinned=inline_keys is not None,
+        profile=profile,
+        link_hosts=link_hosts,
     )
+
+
+def _link_hosts(raw: Any, where: str) -> tuple[str, ...]:
+    """Host names (``www.cms.gov``) or URLs whose host is taken; lower-cased."""
+    if not isinstance(raw, list):
+        raise SecurityConfigError(f"{where}: 'link_hosts' must be a list of host names")
+    hosts = []
+    for index, value in enumerate(raw):
+        if not isinstance(value, str) or not value.strip():
+            raise SecurityConfigError(f"{where}: link_hosts[{index}] must be a host name")
+        text = value.strip()
+        host = urlsplit(text if "://" in text else f"https://{text}").hostname
+        if not host:
+            raise SecurityConfigError(f"{where}: link_hosts[{index}] {value!r} is not a host name")
+        hosts.append(host.lower())
+    return tuple(hosts)
 
 
 def parse_trusted_issuers(data: Any, source: str = "trusted issuers") -> list[TrustedIssuer]:
@@ -331,4 +374,5 @@ def sandbox_issuer(fhir_servers: tuple[str, ...] | None = None) -> TrustedIssuer
         fhir_servers=fhir_servers,
         source="built-in (dev profile)",
         pinned=True,
+        profile="sandbox",
     )

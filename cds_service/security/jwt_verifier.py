@@ -66,6 +66,9 @@ class Caller:
     # fhirServer URL prefixes this caller may make the service call; None = no prefix limit
     # (dev profile, issuer without fhir_servers), () = none.
     fhir_servers: tuple[str, ...] | None = ()
+    # The issuer's vendor profile and registered link hosts (cds_service.vendors shapes the cards).
+    profile: str = "generic"
+    link_hosts: tuple[str, ...] = ()
 
 
 class JtiStore(Protocol):
@@ -294,7 +297,8 @@ class JwtVerifier:
         fhir_servers = issuer.fhir_servers
         if fhir_servers is None and not self.fhir_servers_default_any:
             fhir_servers = ()
-        return Caller(iss=iss, jti=jti, exp=int(exp), tenant=tenant, fhir_servers=fhir_servers)
+        return Caller(iss=iss, jti=jti, exp=int(exp), tenant=tenant, fhir_servers=fhir_servers,
+                      profile=issuer.profile, link_hosts=issuer.link_hosts)
 
 
 def _is_number(value: Any) -> bool:

@@ -15,6 +15,7 @@ from cds_service.ops.audit_columns import audit_columns
 from cds_service.ops.calls import observe_call
 from cds_service.replay.recorder import record_request
 from cds_service.storage.records import Store
+from cds_service.vendors import get_profile, shape_response
 from cds_service.web.auth import Caller, authenticate
 from cds_service.web.body import json_body
 from cds_service.web.errors import ApiError
@@ -58,6 +59,9 @@ def call_service(service_id: str) -> Response:
         handler: HookHandler = current_app.extensions["cds_handler"]
         url_guard = current_app.extensions["cds_url_guard_for"](caller)
         outcome = handler.handle(service, body, url_guard=url_guard)
+        # the calling EHR's vendor profile (issuer file "profile"); the audit row keeps what was sent
+        outcome.body = shape_response(outcome.body, get_profile(caller.profile if caller else None),
+                                      caller.link_hosts if caller else ())
         return jsonify(outcome.body)
     except ApiError as exc:
         status, error = exc.status, exc.message[:500]
