@@ -135,11 +135,13 @@ def test_replicas_run_read_only_without_capabilities(stack):
 
 
 def test_readyz_reports_the_database_down_when_postgresql_stops(stack):
-    """Last in the module: stops the database."""
+    """Last in the module: stops the database. The replica stays in rotation as ``degraded``
+    (200): it keeps answering order-sign and spools what it cannot write to its own volume."""
     env = stack["env"]
     podman("stop", "-t", "10", stack["names"]["db"], env=env)
-    status, body = wait_until(lambda: (lambda r: r if r[0] == 503 else None)(
-        http_inside(stack["names"]["cds-1"], "GET", "/readyz", env=env)), 60, "readyz 503")
+    status, body = wait_until(lambda: (lambda r: r if r[0] == 200 and r[1].get("status") == "degraded" else None)(
+        http_inside(stack["names"]["cds-1"], "GET", "/readyz", env=env)), 60, "readyz degraded")
     assert body["checks"]["database"]["ok"] is False
+    assert body["checks"]["spool"]["writable"] is True
     status, health = http_inside(stack["names"]["cds-1"], "GET", "/healthz", env=env)
     assert status == 200  # alive, only not ready: the orchestrator must not restart it for this
