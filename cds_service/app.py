@@ -12,7 +12,7 @@ from cds_service.fhir.parsing import preload_models
 from cds_service.hooks.pipeline import HookHandler
 from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.ops import web as ops_web
-from cds_service import pages
+from cds_service import library, pages
 from cds_service.schemas import SCHEMA_FILES, validator
 from cds_service.security.replay import jti_table
 from cds_service.security.web import install_security
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     register_cors(app)
     register_error_handlers(app)
     pages.init_app(app)  # the page layout, its style sheet and the page CSP
+    library.init_app(app)  # /library pages; loads and checks library.toml and plain_words.toml now
     for module in (discovery, services, feedback):
         app.register_blueprint(module.blueprint)
     return app
