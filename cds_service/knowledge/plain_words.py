@@ -143,10 +143,11 @@ class PlainWords:
 
 def _where(data: dict[str, Any], location: tuple[Any, ...]) -> str:
     """Turn a pydantic error location into 'entry ... key ...' words a data editor can find."""
-    if len(location) >= 2 and location[0] in ("text", "language") and isinstance(location[1], int):
+    if len(location) >= 2 and isinstance(location[0], str) and isinstance(location[1], int):
         table, index = location[0], location[1]
-        entry = data.get(table, [])[index] if index < len(data.get(table, [])) else {}
-        name = entry.get("codes") if table == "text" else entry.get("code")
+        rows = data.get(table) if isinstance(data.get(table), list) else []
+        entry = rows[index] if index < len(rows) and isinstance(rows[index], dict) else {}
+        name = next((entry[key] for key in ("codes", "code", "between", "indicator", "days") if key in entry), None)
         key = ".".join(str(part) for part in location[2:]) or "(entry)"
         return f"[[{table}]] entry {index + 1} ({name!r}) key {key!r}"
     return "key " + repr(".".join(str(part) for part in location))

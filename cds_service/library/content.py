@@ -13,7 +13,8 @@ from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cds_service.knowledge.plain_words import DATA_DIR, PlainWordsError, read_toml_model
+from cds_service.knowledge import plain_words as _plain_words
+from cds_service.knowledge.plain_words import PlainWordsError, read_toml_model
 from cds_service.library.facts import SourceView
 
 FILE_NAME = "library.toml"
@@ -115,7 +116,7 @@ def confidence_of(source_keys: tuple[str, ...], sources: Mapping[str, SourceView
 def load_library(known_codes: set[str], known_sources: Mapping[str, SourceView],
                  directory: Path | str | None = None) -> LibraryContent:
     """Load ``library.toml``, expand groups and check every code and source against the knowledge."""
-    path = Path(directory or DATA_DIR) / FILE_NAME
+    path = Path(directory or _plain_words.DATA_DIR) / FILE_NAME
     parsed, _ = read_toml_model(path, _LibraryFile)
     assert isinstance(parsed, _LibraryFile)
 
