@@ -117,7 +117,7 @@ def index():
     return _page("library/index.html", library, language, groups=groups, switch_path="/library")
 
 
-@blueprint.get("/library/<string:code>")
+@blueprint.get("/library/<path:code>")  # any sub-path, so even "a/b" gets the HTML 404 page
 def code_page(code: str):
     library = _library()
     language = choose_language()
