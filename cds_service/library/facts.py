@@ -9,11 +9,13 @@ changing this file only.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from cds_service.knowledge import Knowledge
+from cds_service.knowledge import plain_words as _plain_words
 from cds_service.knowledge.plain_words import recommendable_codes as _recommendable
 
 
@@ -155,12 +157,32 @@ def supplies(knowledge: Knowledge) -> list[SupplyView]:
     return sorted(views, key=lambda view: view.code)
 
 
+def _bundling_sources() -> dict[tuple[str, str], tuple[str, ...]]:
+    """(code, reason) → sources, read from edits.toml itself.
+
+    Why: the loaded knowledge keeps one provenance per code, so two bundling entries for the same
+    code (77750 has a CPT one and a team-judgement one) would share the last entry's sources.
+    """
+    try:
+        with (_plain_words.DATA_DIR / "edits.toml").open("rb") as handle:
+            entries = tomllib.load(handle).get("bundling", [])
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    found = {}
+    for entry in entries:
+        keys = entry.get("source", ())
+        found[(entry.get("code"), entry.get("reason"))] = (keys,) if isinstance(keys, str) else tuple(keys)
+    return found
+
+
 def bundling(knowledge: Knowledge, code: str) -> list[EditView]:
-    """Codes not to bill with ``code`` (either direction), with the reason."""
+    """Codes not to bill with ``code`` (either direction), with the reason and its sources."""
+    by_reason = _bundling_sources()
     edits: dict[str, EditView] = {}
     for (first, second), reason in knowledge.bundling.items():
         if code not in (first, second):
             continue
         other = second if first == code else first
-        edits.setdefault(other, EditView(other, reason, _provenance(knowledge, f"edits.toml bundling {first!r}")))
+        keys = by_reason.get((first, reason)) or _provenance(knowledge, f"edits.toml bundling {first!r}")
+        edits.setdefault(other, EditView(other, reason, keys))
     return sorted(edits.values(), key=lambda edit: edit.other)

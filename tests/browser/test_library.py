@@ -61,6 +61,8 @@ def test_arabic_is_laid_out_right_to_left_with_english_details_left_to_right(ser
     assert heading.evaluate("e => getComputedStyle(e).direction") == "rtl"
     details = view.page.locator("#s-guidelines + div")
     assert details.evaluate("e => getComputedStyle(e).direction") == "ltr"
+    # Nothing pushes the page wider than the window (a sideways-hidden skip link would, in RTL).
+    assert view.page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     # Right-to-left: the heading's text ends at the right edge of the main column.
     main_box = view.page.locator("main").bounding_box()
     heading_box = heading.bounding_box()
@@ -84,7 +86,8 @@ def test_keyboard_skip_link_and_language_switcher(served) -> None:
     focused = page.evaluate("() => [document.activeElement.className, document.activeElement.textContent]")
     assert focused == ["skip-link", "Skip to content"]
     skip = page.locator(".skip-link")
-    assert skip.bounding_box()["x"] >= 0  # shown on focus, not parked off-screen
+    box = skip.bounding_box()
+    assert box["x"] >= 0 and box["y"] >= 0  # shown on focus, not parked off-screen
     assert skip.evaluate("e => getComputedStyle(e).outlineStyle") != "none"
     page.keyboard.press("Enter")
     assert page.evaluate("() => document.activeElement.id") == "main"

@@ -152,3 +152,13 @@ def test_deleted_code_page_points_to_its_replacement(client) -> None:
     html = _html(client.get("/library/77776"))
     assert "Use instead:" in html and 'href="/library/77778?lang=en"' in html
     assert 'id="s-plain"' not in html  # no plain words for a code the service never recommends
+
+
+def test_each_bundling_reason_keeps_its_own_sources(client) -> None:
+    html = _html(client.get("/library/77750"))
+    rows = re.findall(r"<tr><th scope=\"row\">(.*?)</th><td>(.*?)</td><td>(.*?)</td></tr>", html)
+    by_reason = {reason: (codes, cited) for codes, reason, cited in rows if "79xxx" in reason or "venous access" in reason}
+    cpt = next(value for reason, value in by_reason.items() if "79xxx" in reason)
+    team = next(value for reason, value in by_reason.items() if "venous access" in reason)
+    assert "79101" in cpt[0] and "CPT-PARENTHETICALS" in cpt[1] and "TEAM-JUDGEMENT" not in cpt[1]
+    assert "36410" in team[0] and "TEAM-JUDGEMENT" in team[1]
