@@ -104,7 +104,7 @@ def _page(template: str, library: Library, language: str, status: int = 200, **c
     return response
 
 
-@blueprint.get("/library")
+@blueprint.get("/library", strict_slashes=False)
 def index():
     library = _library()
     language = choose_language()

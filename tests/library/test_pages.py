@@ -162,3 +162,7 @@ def test_each_bundling_reason_keeps_its_own_sources(client) -> None:
     team = next(value for reason, value in by_reason.items() if "venous access" in reason)
     assert "79101" in cpt[0] and "CPT-PARENTHETICALS" in cpt[1] and "TEAM-JUDGEMENT" not in cpt[1]
     assert "36410" in team[0] and "TEAM-JUDGEMENT" in team[1]
+
+
+def test_index_answers_with_a_trailing_slash_too(client) -> None:
+    assert client.get("/library/").status_code == 200
