@@ -25,8 +25,6 @@ FILE_NAME = "plain_words.toml"
 #: The ten library languages (primary BCP-47 subtags), in the order the language switcher shows them.
 LANGUAGES: tuple[str, ...] = ("en", "es", "zh", "ru", "ar", "vi", "fr", "de", "ko", "tl")
 DEFAULT_LANGUAGE = "en"
-#: Code kinds in codes.toml that the engine can recommend (deleted codes never are).
-RECOMMENDABLE_KINDS = frozenset({"unsealed", "sealed", "electronic", "applicator"})
 
 _CODE = re.compile(r"^[0-9]{4}[0-9A-Z]$")
 _SUBTAG = re.compile(r"^[A-Za-z]{2,8}$")
@@ -145,7 +143,8 @@ def _where(data: dict[str, Any], location: tuple[Any, ...]) -> str:
     """Turn a pydantic error location into 'entry ... key ...' words a data editor can find."""
     if len(location) >= 2 and isinstance(location[0], str) and isinstance(location[1], int):
         table, index = location[0], location[1]
-        rows = data.get(table) if isinstance(data.get(table), list) else []
+        found = data.get(table)
+        rows: list[Any] = found if isinstance(found, list) else []
         entry = rows[index] if index < len(rows) and isinstance(rows[index], dict) else {}
         name = next((entry[key] for key in ("codes", "code", "between", "indicator", "days") if key in entry), None)
         key = ".".join(str(part) for part in location[2:]) or "(entry)"
@@ -242,18 +241,8 @@ def patient_language(patient: Mapping[str, Any] | None) -> str:
     return DEFAULT_LANGUAGE
 
 
-def recommendable_codes(codes: Iterable[Any]) -> tuple[str, ...]:
-    """The codes the engine can recommend, from code records carrying ``code``, ``kind`` and ``deleted``.
-
-    Takes the records rather than the knowledge object so this lower layer does not depend on how
-    the knowledge is organised; ``cds_service.library.facts`` passes them in.
-    """
-    return tuple(record.code for record in codes
-                 if record.kind in RECOMMENDABLE_KINDS and not getattr(record, "deleted", False))
-
-
 __all__ = [
     "DEFAULT_LANGUAGE", "LANGUAGES", "Labels", "Language", "PlainWords", "PlainWordsError", "Text",
     "default_plain_words", "load_plain_words", "patient_language", "plain_words", "primary_subtag",
-    "read_toml_model", "recommendable_codes",
+    "read_toml_model",
 ]

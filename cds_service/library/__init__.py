@@ -149,9 +149,9 @@ def code_page(code: str):
         cite(supply.sources)
     pctc_fact = content.pctc.get(view.pctc) if view.pctc is not None else None
     global_fact = content.global_days.get(view.global_days or "")
-    for fact in (pctc_fact, global_fact):
-        if fact:
-            cite(fact.sources)
+    for shown in (pctc_fact, global_fact):
+        if shown is not None:
+            cite(shown.sources)
     if plain:
         cite(library.words.by_code[view.code].source)
     return _page(

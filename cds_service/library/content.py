@@ -161,24 +161,25 @@ def load_library(known_codes: set[str], known_sources: Mapping[str, SourceView],
             facts.setdefault((code, entry.section), []).append(fact)
 
     alternatives: dict[str, list[Alternative]] = {}
-    for index, entry in enumerate(parsed.alternative, start=1):
-        where = f"[[alternative]] entry {index} ({list(entry.between)!r})"
-        keys = check_sources(entry, where)
-        members = expand(entry.between, where + " key 'between'")
-        level = confidence_of(keys, all_sources, entry.confidence)
+    for index, pair in enumerate(parsed.alternative, start=1):
+        where = f"[[alternative]] entry {index} ({list(pair.between)!r})"
+        keys = check_sources(pair, where)
+        members = expand(pair.between, where + " key 'between'")
+        level = confidence_of(keys, all_sources, pair.confidence)
         for code in members:
             for other in members:
                 if other != code:
-                    alternatives.setdefault(code, []).append(Alternative(other, entry.rule, keys, level))
+                    alternatives.setdefault(code, []).append(Alternative(other, pair.rule, keys, level))
 
-    pctc = {}
-    for index, entry in enumerate(parsed.pctc, start=1):
-        keys = check_sources(entry, f"[[pctc]] entry {index}")
-        pctc[entry.indicator] = Fact(entry.text, keys, confidence_of(keys, all_sources, entry.confidence))
-    global_days = {}
-    for index, entry in enumerate(parsed.global_, start=1):
-        keys = check_sources(entry, f"[[global]] entry {index}")
-        global_days[entry.days] = Fact(entry.text, keys, confidence_of(keys, all_sources, entry.confidence))
+    pctc: dict[int, Fact] = {}
+    for index, indicator in enumerate(parsed.pctc, start=1):
+        keys = check_sources(indicator, f"[[pctc]] entry {index}")
+        pctc[indicator.indicator] = Fact(indicator.text, keys,
+                                         confidence_of(keys, all_sources, indicator.confidence))
+    global_days: dict[str, Fact] = {}
+    for index, period in enumerate(parsed.global_, start=1):
+        keys = check_sources(period, f"[[global]] entry {index}")
+        global_days[period.days] = Fact(period.text, keys, confidence_of(keys, all_sources, period.confidence))
 
     return LibraryContent(
         version=parsed.meta.version,

@@ -1,10 +1,10 @@
 """The library's only window on the coding knowledge.
 
-Why one adapter: the knowledge and engine packages are being rewritten (decision table as data,
-strict models). Everything the library needs from them — codes, descriptors, global days, PC/TC
-indicators, documentation keys, supply codes, bundling edits, sources, code-set year — is read
-here into small plain records, so re-pointing the library at the new knowledge API means
-changing this file only.
+Why one adapter: everything the library needs from the knowledge — codes, descriptors, global
+days, PC/TC indicators, documentation keys, supply codes, bundling edits, sources, code-set year,
+and which codes the decision table (rules.toml) can recommend — is read here into small plain
+records, so a change to the knowledge API means changing this file only. What the engine would
+decide is asked of the decision table's rows, never restated here.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from cds_service.knowledge import Knowledge
 from cds_service.knowledge import plain_words as _plain_words
-from cds_service.knowledge.plain_words import recommendable_codes as _recommendable
+from cds_service.knowledge.model import Agent, CodeRule, Scalar
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ class DocView:
     key: str
     label: str
     evidence: str
-    phase: str  # pre | post
+    phase: str  # pre (asked before the order is signed) | post (only once the procedure is done)
     sources: tuple[str, ...]
 
 
@@ -86,9 +85,41 @@ def codes(knowledge: Knowledge) -> dict[str, CodeView]:
             for code, info in knowledge.codes.items()}
 
 
+# The facts a decision-table row tests about the code the order already carries.
+_ORDERED_FACTS = frozenset({"ordered_code", "ordered_kind", "ordered_active"})
+
+
+def _kept_codes(knowledge: Knowledge, rule: CodeRule) -> list[str]:
+    """The codes a ``keep_ordered`` row can hand back: every code its tests on the ordered code admit.
+
+    Only the row's tests about the ordered code are applied (the other facts depend on the order);
+    a deleted code is never kept, whatever the row says.
+    """
+    tests = [condition for condition in rule.when if condition.fact in _ORDERED_FACTS]
+    kept = []
+    for code, info in knowledge.codes.items():
+        facts: dict[str, Scalar | None] = {"ordered_code": code, "ordered_kind": info.kind,
+                                           "ordered_active": not info.deleted}
+        if not info.deleted and all(test.holds(facts[test.fact]) for test in tests):
+            kept.append(code)
+    return kept
+
+
 def recommendable_codes(knowledge: Knowledge) -> tuple[str, ...]:
-    """Every code the engine can recommend: the active therapy codes of the knowledge."""
-    return _recommendable(knowledge.codes.values())
+    """Every code a card can put before the clinician, derived from the decision table (rules.toml).
+
+    A row's ``code`` and its ``alternatives`` (the card offers and links those too), and for a
+    ``keep_ordered`` row every live code its tests on the ordered code admit. Deleted codes are
+    left out (the engine warns about them rather than recommending them). In codes.toml order, so
+    the list reads like the library index.
+    """
+    named: set[str] = set()
+    for rule in knowledge.code_rules:
+        if rule.code is None:
+            named.update(_kept_codes(knowledge, rule))
+        else:
+            named.update((rule.code, *rule.alternatives))
+    return tuple(code for code, info in knowledge.codes.items() if code in named and not info.deleted)
 
 
 def pctc_without_split(knowledge: Knowledge) -> frozenset[int]:
@@ -100,7 +131,11 @@ def _provenance(knowledge: Knowledge, where: str) -> tuple[str, ...]:
 
 
 def documentation(knowledge: Knowledge, code: str) -> list[DocView]:
-    """The documentation keys the engine asks for this code (kind rule, then the code's own rule)."""
+    """The documentation keys the engine asks for this code (kind rule, then the code's own rule).
+
+    The phase comes from the rule, as the engine reads it: ``keys`` are asked before treatment,
+    ``post`` only after a completed procedure.
+    """
     info = knowledge.codes.get(code)
     if info is None:
         return []
@@ -111,38 +146,36 @@ def documentation(knowledge: Knowledge, code: str) -> list[DocView]:
     for rule, where in rules:
         if rule is None:
             continue
-        for key in (*rule.keys, *rule.post):
+        phased = [(key, "pre") for key in rule.keys] + [(key, "post") for key in rule.post]
+        for key, phase in phased:
             item = knowledge.doc_items.get(key)
             if item is None or key in seen:
                 continue
             seen.add(key)
-            views.append(DocView(key, item.label, item.evidence, item.phase,
+            views.append(DocView(key, item.label, item.evidence, phase,
                                  tuple(dict.fromkeys(_provenance(knowledge, f"documentation.toml item {key!r}")
                                                      + _provenance(knowledge, where)))))
     return views
 
 
-def _route_kinds(knowledge: Knowledge, agent: Any) -> set[str]:
-    return {knowledge.routes[r].kind for r in agent.routes if r in knowledge.routes}
+def _administration_codes(knowledge: Knowledge, agent: Agent) -> tuple[str, ...]:
+    """Which administration codes an agent's supply goes with, asked of the decision table.
 
-
-def _administration_codes(knowledge: Knowledge, agent: Any) -> tuple[str, ...]:
-    """Which administration codes an agent's supply goes with, from its carrier and routes.
-
-    Mirrors the engine's decision order (design §3) for unsealed agents; sealed and electronic
-    sources have no supply line computed, so they return nothing.
+    For each route the agent may take, with and without the 3-month follow-up on file, the first
+    rules.toml row that holds names the code; the engine adds a supply line only beside an
+    unsealed (radiopharmaceutical) code, so sealed and electronic sources return nothing.
     """
-    if agent.carrier in ("sealed-source", "electronic"):
-        return ()
-    if agent.carrier == "antibody":
-        return ("79403",)
-    if agent.carrier == "microspheres":
-        return ("79445",)
+    therapy = {"sealed-source": "sealed", "electronic": "electronic"}.get(agent.carrier, "unsealed")
+    kinds: list[str | None] = [*sorted({knowledge.routes[r].kind for r in agent.routes if r in knowledge.routes})]
     found: list[str] = []
-    for kind in sorted(_route_kinds(knowledge, agent)):
-        found += {"iv": ["77750", "79101"], "cavity": ["77750", "79200"], "oral": ["79005"],
-                  "intra-articular": ["79440"],
-                  "interstitial": ["79300"] if agent.carrier == "colloid" else []}.get(kind, [])
+    for route_kind in kinds or [None]:  # an agent with no route listed: the route is not stated
+        for follow_up in (True, False):
+            facts: dict[str, Scalar | None] = {"therapy": therapy, "carrier": agent.carrier,
+                                               "route_kind": route_kind, "follow_up": follow_up}
+            rule = next((rule for rule in knowledge.code_rules if rule.holds(facts)), None)
+            info = knowledge.codes.get(rule.code or "") if rule else None
+            if info is not None and info.kind == "unsealed" and not info.deleted:
+                found.append(info.code)
     return tuple(dict.fromkeys(found))
 
 
@@ -168,7 +201,7 @@ def _bundling_sources() -> dict[tuple[str, str], tuple[str, ...]]:
             entries = tomllib.load(handle).get("bundling", [])
     except (OSError, tomllib.TOMLDecodeError):
         return {}
-    found = {}
+    found: dict[tuple[str, str], tuple[str, ...]] = {}
     for entry in entries:
         keys = entry.get("source", ())
         found[(entry.get("code"), entry.get("reason"))] = (keys,) if isinstance(keys, str) else tuple(keys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -86,6 +87,25 @@ def test_documentation_for_77750_adds_the_follow_up_items(knowledge) -> None:
     assert keys[:2] == ["diagnosis", "indication"]
     assert "follow-up-plan" in keys and "follow-up-notes" in keys
     assert "follow-up-plan" not in [doc.key for doc in facts.documentation(knowledge, "79101")]
+
+
+def test_documentation_phase_follows_the_rule_lists(knowledge) -> None:
+    """Before treatment: the rule's `keys`; after a completed procedure: its `post` list."""
+    phases = {doc.key: doc.phase for doc in facts.documentation(knowledge, "77750")}
+    assert phases["diagnosis"] == phases["follow-up-plan"] == "pre"
+    assert phases["response-assessment"] == phases["follow-up-notes"] == "post"
+    assert {doc.phase for doc in facts.documentation(knowledge, "57155")} == {"pre"}  # applicators: no post list
+    assert facts.documentation(knowledge, "99999") == []
+
+
+def test_supply_codes_follow_the_decision_table(knowledge) -> None:
+    """Drop the follow-up rows and radium-223's supply goes with 79101 only: the mapping is asked of rules.toml."""
+    rules = tuple(rule for rule in knowledge.code_rules if rule.id != "iv-with-follow-up")
+    supplies = {supply.code: supply for supply in facts.supplies(dataclasses.replace(knowledge, code_rules=rules))}
+    assert supplies["A9606"].used_with == ("79101",)
+    sealed = [agent for agent in knowledge.agents.values() if agent.sealed and agent.supply is not None]
+    for agent in sealed:  # the engine bills no supply line beside a sealed or electronic code
+        assert all(view.used_with == () for view in facts.supplies(knowledge) if view.code == agent.supply.code)
 
 
 @pytest.mark.parametrize(("old", "new", "message"), [

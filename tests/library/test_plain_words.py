@@ -3,8 +3,9 @@ small API the patient-explanation card will call (language choice with English f
 
 from __future__ import annotations
 
-import re
+import dataclasses
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,6 @@ from cds_service.knowledge import plain_words as pw
 from cds_service.knowledge.plain_words import (LANGUAGES, PlainWordsError, default_plain_words, load_plain_words,
                                                patient_language, plain_words, primary_subtag)
 from cds_service.library import facts
-
-ENGINE = Path(pw.__file__).resolve().parents[1] / "engine"
 
 
 @pytest.fixture(scope="module")
@@ -54,19 +53,49 @@ def test_a_code_without_any_text_is_reported_in_every_language(knowledge) -> Non
     assert gaps == [("99999", language) for language in LANGUAGES]
 
 
-def test_recommendable_codes_come_from_the_knowledge_kinds(knowledge) -> None:
+def test_recommendable_codes_come_from_the_decision_table(knowledge) -> None:
     codes = set(facts.recommendable_codes(knowledge))
     assert {"77750", "79101", "79200", "79403", "79445", "77778", "0394T", "0395T", "57155", "58346"} <= codes
     assert not {"77776", "77787", "36400", "99024", "77790"} & codes  # deleted and related codes
 
 
-def test_every_code_the_engine_names_as_a_choice_is_recommendable(knowledge) -> None:
-    named = set()
-    for source in ENGINE.glob("*.py"):
-        named |= set(re.findall(r'CodeChoice\(\s*"([0-9]{4}[0-9A-Z])"', source.read_text(encoding="utf-8")))
-    if not named:
-        pytest.skip("the engine no longer names its codes in CodeChoice literals; point this test at the decision data")
-    assert named <= set(facts.recommendable_codes(knowledge))
+def test_every_code_a_rules_row_can_recommend_is_recommendable_and_nothing_else(knowledge) -> None:
+    """Read rules.toml itself: each row's code and alternatives, and for a keep_ordered row the
+    live codes of the kind it keeps, make exactly the recommendable set (so each has its texts)."""
+    with (pw.DATA_DIR / "rules.toml").open("rb") as handle:
+        rows = tomllib.load(handle)["rule"]
+    with (pw.DATA_DIR / "codes.toml").open("rb") as handle:
+        code_file = tomllib.load(handle)
+    entries = [entry for table in code_file.values() if isinstance(table, list) for entry in table
+               if isinstance(entry, dict) and "code" in entry]
+    live = {entry["code"]: entry.get("kind") for entry in entries if entry.get("status") != "deleted"}
+    named: set[str] = set()
+    for row in rows:
+        if row.get("keep_ordered"):
+            kind = row["when"]["ordered_kind"]
+            named |= {code for code, code_kind in live.items() if code_kind == kind}
+        else:
+            named |= {row["code"], *row.get("alternatives", ())}
+    assert len(named) >= 20
+    assert named == set(facts.recommendable_codes(knowledge))
+
+
+def test_a_code_no_row_names_any_more_is_no_longer_recommendable(knowledge) -> None:
+    rules = tuple(rule for rule in knowledge.code_rules if rule.code != "57156" and "57156" not in rule.alternatives)
+    assert len(rules) < len(knowledge.code_rules)
+    trimmed = dataclasses.replace(knowledge, code_rules=rules)
+    assert "57156" in facts.recommendable_codes(knowledge)
+    assert "57156" not in facts.recommendable_codes(trimmed)  # no keep_ordered row keeps an applicator code
+
+
+def test_a_keep_ordered_row_makes_every_live_code_of_its_kind_recommendable(knowledge) -> None:
+    """A keep_ordered row can hand back any live code of the kind it keeps, so all of them need texts."""
+    keep = [rule for rule in knowledge.code_rules if rule.code is None]
+    assert keep
+    only_keep = dataclasses.replace(knowledge, code_rules=tuple(keep))
+    kept = set(facts.recommendable_codes(only_keep))
+    live = {code for code, info in knowledge.codes.items() if not info.deleted}
+    assert {code for code in live if knowledge.codes[code].kind in {"sealed", "unsealed"}} == kept
 
 
 @pytest.mark.parametrize(("tag", "expected"), [
