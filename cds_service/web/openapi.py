@@ -172,9 +172,13 @@ def build_document(app: Flask) -> dict[str, Any]:
             continue
         methods = sorted(m for m in (rule.methods or ()) if m not in ("HEAD", "OPTIONS"))
         paths.setdefault(path, {})
+        # A page's own path variables (e.g. /library/{code}) must be declared for a valid document.
+        variables = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                     for name in sorted(rule.arguments)]
         for method in methods:  # a page (HTML) added by another blueprint
             paths[path][method.lower()] = {
                 "summary": f"page ({rule.endpoint})", "security": [{}],
+                **({"parameters": variables} if variables else {}),
                 "responses": {"200": {"description": "an HTML page",
                                       "content": {"text/html": {"schema": {"type": "string"}}}}},
             }
