@@ -11,7 +11,7 @@ from cds_service.hooks.pipeline import HookHandler
 from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.ops import web as ops_web
 from cds_service.ops.logs import configure_logging
-from cds_service import dashboard, pages
+from cds_service import dashboard, library, pages
 from cds_service.schemas import SCHEMA_FILES, validator
 from cds_service.security.replay import LocalJtiCache, ReplayCache, jti_table
 from cds_service.security.web import install_security
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     register_error_handlers(app)
     pages.init_app(app)  # the page layout, its style sheet and the page CSP
     dashboard.init_app(app, settings)  # /dashboard; its own access rule, never the EHR's JWT
+    library.init_app(app)  # /library pages; loads and checks library.toml and plain_words.toml now
     for module in (discovery, services, feedback, openapi):
         app.register_blueprint(module.blueprint)
     return app
