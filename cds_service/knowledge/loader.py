@@ -32,7 +32,8 @@ DATA_DIR = Path(__file__).parent / "data"
 FILES = ("sources", "codes", "agents", "routes", "evidence", "documentation", "edits", "payers", "rules")
 
 CONFIDENCE = {"confirmed", "secondary", "unconfirmed", "judgement"}
-CODE_STATUS = {"active", "carrier-priced", "deleted"}
+# "bundled" is MPFS status B (a code CMS pays only inside another service, e.g. 36000, 99024).
+CODE_STATUS = {"active", "bundled", "carrier-priced", "deleted"}
 GLOBAL_DAYS = {"000", "010", "090", "XXX", "YYY", "ZZZ"}
 COVERED = {"covered", "not-covered", "conditional"}
 PA_NEEDED = {"no-auth", "auth-needed", "satisfied", "performpa", "conditional"}
@@ -377,7 +378,13 @@ def _load_evidence(data: dict[str, Any], checks: _Checks) -> dict[str, Any]:
                 checks.fail(where, f"unknown code system {system!r} (expected one of {', '.join(sorted(EVIDENCE_SYSTEMS))})")
                 continue
             keys.update((system, normalise_code(system, code)) for code in checks.strings(entry, system, where))
+        if name.startswith("malignancy-") and "icd10cm_prefixes" in entry:
+            checks.fail(where, "icd10cm_prefixes belong to the 'malignancy' group only")
         evidence[name] = frozenset(keys)
+    # Issue 20: `malignancy-<part>` groups (each with its own source) extend the malignancy set.
+    parts = [codes for name, codes in evidence.items() if name.startswith("malignancy-")]
+    if parts and "malignancy" in evidence:
+        evidence["malignancy"] = evidence["malignancy"].union(*parts)
     for needed in ("malignancy", "staging", "performance-status", "disease-status", "body-weight", "imaging",
                    "follow-up", "progress-note", "radiopharmaceutical-procedure", "hdr-modality", "ldr-modality"):
         if needed not in evidence:

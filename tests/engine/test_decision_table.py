@@ -180,7 +180,8 @@ def test_sealed_count_unknown_never_upcodes():
 
 
 def test_deleted_code_is_replaced_and_offers_replacements():
+    # Issue 17, C3: deleted 77777 (5-10 sources) with no count is 77799, never the complex 77778.
     got = decision_for([service_request(cpt="77777", text="LDR interstitial seed implant", reason=["C61"])])
-    assert got["recommendedCode"] == "77778"
-    assert "77799" in got["alternatives"]
+    assert got["recommendedCode"] == "77799"
+    assert got["alternatives"] == ["77778"]
     assert "deleted-code" in got["warnings"]

@@ -130,8 +130,9 @@ def test_route_words_are_whole_tokens(knowledge, text, route):
 
 
 def test_modifier_split_rule_is_loaded_and_checked(knowledge, data_copy):
-    assert knowledge.pctc_without_split == frozenset({0})
+    # Issue 17, C2: every indicator without a 26/TC split (6 allows 26 only and is left out).
+    assert knowledge.pctc_without_split == frozenset({0, 2, 3, 4, 5, 7, 8, 9})
     assert {code for code, info in knowledge.codes.items() if info.pctc == 0} >= {"57155", "57156", "58346", "0394T", "0395T"}
-    edit(data_copy / "edits.toml", "pctc_without_split = [0]", "pctc_without_split = [0, 1]")
+    edit(data_copy / "edits.toml", "pctc_without_split = [0, 2,", "pctc_without_split = [0, 1, 2,")
     with pytest.raises(KnowledgeError, match="indicator 1 is the one that takes 26/TC"):
         load_knowledge(data_copy)
