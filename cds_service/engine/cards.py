@@ -112,6 +112,8 @@ def _code_detail(decision: Decision, knowledge: Knowledge) -> str:
                      + (f" ({ordered.descriptor})" if ordered else "") + ".")
     if choice.uncertain:
         lines.append(f"Not on the order: {choice.uncertain}; confirm it before billing.")
+    if order.agent_conflict:
+        lines.append(f"Check the drug: {order.agent_conflict}; correct the order's coding before signing.")
     if order.applicator and not order.applicator_insertion and info and info.kind == "sealed":
         insertion = knowledge.applicators[order.applicator].code
         lines.append(f"The {order.applicator.replace('-', ' ')} applicator is only the delivery device of this "

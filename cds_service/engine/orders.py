@@ -16,9 +16,9 @@ from typing import Any, Iterable, Mapping
 from cds_service.engine import activity as activity_units
 from cds_service.engine.facts import TherapyOrder
 from cds_service.engine.fhirdata import (
-    Resource, as_list, code_keys, first_date, ref_target, reference, refs, texts,
+    Resource, as_list, code_keys, codings, first_date, ref_target, reference, refs, texts,
 )
-from cds_service.knowledge.model import CodeInfo, CodeKey, Knowledge
+from cds_service.knowledge.model import CodeInfo, CodeKey, Knowledge, Matcher
 
 _COUNT = re.compile(r"(\d+)\s*(?:channels?|sources?|seeds?|catheters?|needles?|dwell positions?)", re.IGNORECASE)
 _LESIONS = re.compile(r"(\d+)\s*lesions?", re.IGNORECASE)
@@ -33,6 +33,7 @@ class _Candidate:
     resource: Resource
     agent: str | None
     ordered_code: str | None
+    conflict: str | None = None
 
 
 def _procedure_concepts(resource: Resource) -> list[Any]:
@@ -110,14 +111,61 @@ def _ordered_code(resource: Resource, knowledge: Knowledge) -> str | None:
     return cpts[0] if cpts else None
 
 
-def _agent(concepts: Iterable[Any], text: str, knowledge: Knowledge) -> str | None:
-    for system, code in code_keys(*concepts):
-        found = knowledge.agent_matcher.code(system, code)
-        if found:
-            return found
+_VALUE_INDEX: dict[int, tuple[Matcher, dict[str, frozenset[str]]]] = {}
+
+
+def _by_value(matcher: Matcher) -> dict[str, frozenset[str]]:
+    """Every code value of a matcher, whatever its system, with the keys it names (built once per
+    loaded knowledge; the matcher is kept alongside so its id cannot be reused meanwhile)."""
+    cached = _VALUE_INDEX.get(id(matcher))
+    if cached is None or cached[0] is not matcher:
+        index: dict[str, set[str]] = {}
+        for (_, code), key in matcher.by_code.items():
+            index.setdefault(code, set()).add(key)
+        cached = (matcher, {code: frozenset(keys) for code, keys in index.items()})
+        _VALUE_INDEX[id(matcher)] = cached
+    return cached[1]
+
+
+@dataclass(frozen=True)
+class _AgentFound:
+    key: str | None
+    conflict: str | None = None  # code and text name different agents: said on the card
+
+
+def _agent_found(concepts: list[Any], text: str, knowledge: Knowledge) -> _AgentFound:
+    """The agent an order names, surviving mislabelled codings.
+
+    A code under its proper system decides. A code under an unexpected (or unknown) system counts
+    by its value only when that value names one agent in the knowledge, whichever table it is
+    in. Display and text always count. When a code and the order's drug name disagree, the
+    properly labelled code wins, the text beats a mislabelled code, and the conflict is kept to
+    be named on the card rather than resolved silently.
+    """
+    matcher = knowledge.agent_matcher
+    by_code = next((found for system, code in code_keys(*concepts) if (found := matcher.code(system, code))), None)
+    by_value: str | None = None
+    shown_code = ""
+    if by_code is None:
+        index = _by_value(matcher)
+        for _, code in codings(*concepts):
+            keys = index.get(code)
+            if keys is not None and len(keys) == 1:
+                by_value, shown_code = next(iter(keys)), code
+                break
+    else:
+        shown_code = next(code for system, code in code_keys(*concepts) if matcher.code(system, code))
     if knowledge.diagnostic_text.search(text) and not knowledge.therapy_text.search(text):
-        return None
-    return knowledge.agent_matcher.text(text)
+        by_text = None
+    else:
+        by_text = matcher.text(text)
+    named = matcher.text(" ; ".join(texts(*concepts)))  # the drug's own name, not notes
+    coded = by_code or by_value
+    if coded and named and named != coded:
+        conflict = (f"the code {shown_code} names {knowledge.agents[coded].name} but the order's drug name "
+                    f"reads as {knowledge.agents[named].name}")
+        return _AgentFound(by_code or named, conflict)
+    return _AgentFound(coded or by_text)
 
 
 def _candidate(resource: Resource, knowledge: Knowledge, medications: Medications) -> _Candidate | None:
@@ -125,8 +173,8 @@ def _candidate(resource: Resource, knowledge: Knowledge, medications: Medication
     kind = resource.get("resourceType")
     text = _order_text(resource, medications)
     if kind == "MedicationRequest":
-        agent = _agent(_medication_concepts(resource, medications), text, knowledge)
-        return _Candidate(resource, agent, None) if agent else None
+        found = _agent_found(_medication_concepts(resource, medications), text, knowledge)
+        return _Candidate(resource, found.key, None, found.conflict) if found.key else None
     if kind not in ("ServiceRequest", "Procedure"):
         return None
     ordered = _ordered_code(resource, knowledge)
@@ -134,8 +182,10 @@ def _candidate(resource: Resource, knowledge: Knowledge, medications: Medication
         info = knowledge.codes.get(ordered)
         if info is None or info.kind not in THERAPY_KINDS:
             return None  # the CPT code says what the order is: a CT, a pleurodesis, a visit
-        return _Candidate(resource, _agent(_procedure_concepts(resource), text, knowledge), ordered)
-    agent = _agent(_procedure_concepts(resource), text, knowledge)
+        found = _agent_found(_procedure_concepts(resource), text, knowledge)
+        return _Candidate(resource, found.key, ordered, found.conflict)
+    found = _agent_found(_procedure_concepts(resource), text, knowledge)
+    agent = found.key
     keys = code_keys(resource.get("code"), *as_list(resource.get("orderDetail")))
     signalled = (
         agent is not None
@@ -143,7 +193,7 @@ def _candidate(resource: Resource, knowledge: Knowledge, medications: Medication
         or any(knowledge.applicator_matcher.code(s, c) for s, c in keys)
         or (knowledge.therapy_text.search(text) is not None and not knowledge.diagnostic_text.search(text))
     )
-    return _Candidate(resource, agent, None) if signalled else None
+    return _Candidate(resource, agent, None, found.conflict) if signalled else None
 
 
 def _links(resource: Resource) -> set[str]:
@@ -420,6 +470,7 @@ def _build(procedure: _Candidate | None, medication: _Candidate | None, today: d
         body_site_stated=site_stated,
         activity=activity,
         dose_stated=dose_stated,
+        agent_conflict=(medication.conflict if medication else None) or (procedure.conflict if procedure else None),
         has_reason=bool(reason_values or reason_refs),
         reason_codes=code_keys(*reason_values),
         reason_refs=reason_refs,
