@@ -51,7 +51,7 @@ def draft_orders(entries: tuple[Resource, ...], members: frozenset[int], lenient
                 continue
             raise ApiError(422, f"{where}: every draft order needs an id so that cards and suggestions can refer to it")
         try:
-            order = validate_resource(resource, where)
+            order = validate_resource(_in_progress(resource) if lenient else resource, where)
         except InvalidFhir as error:
             if lenient:
                 continue
@@ -62,6 +62,17 @@ def draft_orders(entries: tuple[Resource, ...], members: frozenset[int], lenient
         seen.add(reference)
         orders.append(order)
     return tuple(orders)
+
+
+def _in_progress(resource: Resource) -> Resource:
+    """A draft still being filled in on order-select may lack ``status`` and ``intent``, which R4
+    requires; it is read as the draft proposal it is (on a copy) so the chosen drug can be coded."""
+    if resource.get("resourceType") not in ("MedicationRequest", "ServiceRequest"):
+        return resource
+    filled = dict(resource)
+    filled.setdefault("status", "draft")
+    filled.setdefault("intent", "proposal")
+    return filled
 
 
 def medications_in(values: Any) -> dict[str, Resource]:
