@@ -7,14 +7,12 @@ decide each order (:mod:`decision`), then render cards and the CRD systemAction 
 
 from __future__ import annotations
 
-from datetime import date
-
 from cds_service.engine.cards import code_card, documentation_card, edit_cards
 from cds_service.engine.coverage import coverage_actions
 from cds_service.engine.decision import Decision, decide_all
 from cds_service.engine.fhirdata import code_keys, reference
 from cds_service.engine.facts import TherapyOrder
-from cds_service.engine.orders import therapy_orders
+from cds_service.engine.orders import therapy_order_groups, therapy_orders
 from cds_service.engine.patient import body_weight, patient_facts
 from typing import Any, Mapping, Sequence
 
@@ -40,8 +38,8 @@ def _selected(call: HookCall, orders: tuple[TherapyOrder, ...]) -> tuple[Therapy
     return tuple(order for order in orders if chosen & set(order.members))
 
 
-def prefetch_keys_for(orders: tuple[TherapyOrder, ...], light: bool, knowledge: Knowledge) -> frozenset[str]:
-    """The prefetch keys the decisions on these orders can read, known before deciding them:
+def prefetch_keys_for(completed: bool, light: bool, knowledge: Knowledge) -> frozenset[str]:
+    """The prefetch keys the decisions on therapy orders can read, known before deciding them:
     the core keys, body weight, and what any documentation rule may need. After-treatment items
     count only for a completed procedure (a draft never needs post-procedure notes), and
     order-select, which gives the code alone, needs the core keys only."""
@@ -49,7 +47,6 @@ def prefetch_keys_for(orders: tuple[TherapyOrder, ...], light: bool, knowledge: 
     if light:
         return frozenset(keys)
     keys.add(WEIGHT_PREFETCH_KEY)
-    completed = any(order.completed for order in orders)
     for rule in (*knowledge.doc_by_kind.values(), *knowledge.doc_by_code.values()):
         for item in (*rule.keys, *(rule.post if completed else ())):
             keys.update(DOC_DEPENDS_ON.get(item, ()))
@@ -61,15 +58,21 @@ def relevant(draft_orders: Sequence[Any], medications: Mapping[str, Any], select
     """Which draft entries are therapy orders, from the drafts (and their Medications) alone.
 
     Runs on the raw, unvalidated JSON before anything is fetched or validated, so an order that
-    is not radioelement therapy (a statin, a CT, an empty draft being filled in) costs nothing.
+    is not radioelement therapy (a statin, a CT, an empty draft being filled in) costs nothing;
+    it reads only what recognition reads, so a malformed field elsewhere cannot break it.
     """
     entries = [resource if isinstance(resource, dict) else {} for resource in draft_orders]
-    orders = therapy_orders(entries, date.min, knowledge, None, medications)
+    groups = therapy_order_groups(entries, knowledge, medications)
     if light:
-        orders = tuple(order for order in orders if set(selections) & set(order.members))
-    members = {member for order in orders for member in order.members}
-    positions = frozenset(index for index, resource in enumerate(entries) if reference(resource) in members)
-    return Relevance(positions, prefetch_keys_for(orders, light, knowledge) if positions else frozenset())
+        chosen = set(selections)
+        groups = [group for group in groups if chosen & {reference(resource) for resource in group}]
+    members = {id(resource) for group in groups for resource in group}
+    positions = frozenset(index for index, resource in enumerate(entries) if id(resource) in members)
+    if not positions:
+        return Relevance()
+    completed = any(resource.get("resourceType") == "Procedure" and resource.get("status") == "completed"
+                    for group in groups for resource in group[:1])
+    return Relevance(positions, prefetch_keys_for(completed, light, knowledge))
 
 
 def advise(call: HookCall, knowledge: Knowledge) -> Guidance:

@@ -179,7 +179,9 @@ def documentation_card(decision: Decision, knowledge: Knowledge, source_label: s
         item = knowledge.doc_items[key]
         needed_for = _needed_only_for(key, decision, knowledge)
         only_for = f" Needed only to bill CPT {' or '.join(needed_for)}." if needed_for else ""
-        lines.append(f"- **{item.label}** — satisfied by {item.evidence}.{only_for}")
+        stated = (f" The order gives a dose of {decision.order.dose_stated}, which is not an activity."
+                  if key == "activity" and decision.order.dose_stated else "")
+        lines.append(f"- **{item.label}** — satisfied by {item.evidence}.{stated}{only_for}")
     card = _card(decision, summary, "warning", "clinical-reminder", "\n".join(lines), DOCUMENTATION_CARD, source_label)
     card["extension"]["cds-service.missing-documentation"] = list(decision.missing)
     return card

@@ -496,10 +496,8 @@ def therapy_order_members(resources: Iterable[Resource], knowledge: Knowledge,
                      for member in order.members)
 
 
-def therapy_orders(draft_orders: Iterable[Resource], today: date, knowledge: Knowledge,
-                   weight_kg: float | None = None,
-                   medications: Medications = _NO_MEDICATIONS) -> tuple[TherapyOrder, ...]:
-    """Every radioelement therapy order in the draft, in draft order."""
+def _candidates(draft_orders: Iterable[Resource], knowledge: Knowledge,
+                medications: Medications) -> list[tuple[_Candidate | None, _Candidate | None]]:
     procedures: list[_Candidate] = []
     drugs: list[_Candidate] = []
     for resource in draft_orders:
@@ -507,5 +505,19 @@ def therapy_orders(draft_orders: Iterable[Resource], today: date, knowledge: Kno
         if candidate is None:
             continue
         (drugs if resource.get("resourceType") == "MedicationRequest" else procedures).append(candidate)
+    return _pair(procedures, drugs)
+
+
+def therapy_order_groups(draft_orders: Iterable[Resource], knowledge: Knowledge,
+                         medications: Medications = _NO_MEDICATIONS) -> list[tuple[Resource, ...]]:
+    """The resources of each therapy order, found the way :func:`therapy_orders` finds them but
+    without reading anything else, so it is safe on raw, unvalidated drafts."""
+    return [tuple(c.resource for c in pair if c is not None) for pair in _candidates(draft_orders, knowledge, medications)]
+
+
+def therapy_orders(draft_orders: Iterable[Resource], today: date, knowledge: Knowledge,
+                   weight_kg: float | None = None,
+                   medications: Medications = _NO_MEDICATIONS) -> tuple[TherapyOrder, ...]:
+    """Every radioelement therapy order in the draft, in draft order."""
     return tuple(_build(procedure, medication, today, knowledge, weight_kg, medications)
-                 for procedure, medication in _pair(procedures, drugs))
+                 for procedure, medication in _candidates(draft_orders, knowledge, medications))

@@ -154,3 +154,12 @@ def test_a_non_therapy_order_signed_with_a_therapy_order_is_not_validated(client
     response = client.post(SIGN, json=body)
     assert response.status_code == 200
     assert [d["order"] for d in decisions(response)] == ["ServiceRequest/sr-ra223"]
+
+
+def test_a_therapy_order_with_a_malformed_field_is_422_not_500(client, fhir_server):
+    body = shape("rx-sign-xofigo-pill-dose")
+    body["context"]["draftOrders"]["entry"][0]["resource"]["dosageInstruction"] = [{"timing": "daily"}]
+    body["fhirServer"] = fhir_server.base_url
+    response = client.post(SIGN, json=body)
+    assert response.status_code == 422 and "timing" in response.get_json()["error"]
+    assert fhir_server.requests_seen == []
