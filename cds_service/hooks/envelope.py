@@ -85,7 +85,9 @@ def medications_in(values: Any) -> dict[str, Resource]:
         if not isinstance(value, dict):
             continue
         if value.get("resourceType") == "Bundle":
-            stack.extend(entry.get("resource") for entry in value.get("entry") or [] if isinstance(entry, dict))
+            entries = value.get("entry")
+            if isinstance(entries, list):
+                stack.extend(entry.get("resource") for entry in entries if isinstance(entry, dict))
         elif value.get("resourceType") == "Medication" and isinstance(value.get("id"), str):
             found.setdefault(f"Medication/{value['id']}", value)
     return found

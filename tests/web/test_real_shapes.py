@@ -163,3 +163,19 @@ def test_a_therapy_order_with_a_malformed_field_is_422_not_500(client, fhir_serv
     response = client.post(SIGN, json=body)
     assert response.status_code == 422 and "timing" in response.get_json()["error"]
     assert fhir_server.requests_seen == []
+
+
+@pytest.mark.parametrize("where", ["code", "reasonCode"])
+def test_a_malformed_coding_on_raw_drafts_is_never_a_500(client, where):
+    body = therapy_request(prefetch=full_prefetch(list(ORDER_SIGN_PREFETCH)))
+    order = body["context"]["draftOrders"]["entry"][0]["resource"]
+    concept = order[where][0] if isinstance(order[where], list) else order[where]
+    concept["coding"][0]["system"] = ["not", "a", "uri"]
+    response = client.post(SIGN, json=body)
+    assert response.status_code in (200, 422), response.get_json()
+
+
+def test_a_broken_prefetch_bundle_does_not_stop_a_statin_answer(client, sandbox_request):
+    sandbox_request["prefetch"]["activeMeds"] = {"resourceType": "Bundle", "entry": 7}
+    response = client.post(SIGN, json=sandbox_request)
+    assert response.status_code == 200 and response.get_json() == {"cards": []}
