@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 from cds_service import engine
@@ -12,13 +10,14 @@ from cds_service.fhir.parsing import preload_models
 from cds_service.hooks.pipeline import HookHandler
 from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.ops import web as ops_web
+from cds_service.ops.logs import configure_logging
 from cds_service import pages
 from cds_service.schemas import SCHEMA_FILES, validator
 from cds_service.security.replay import jti_table
 from cds_service.security.web import install_security
 from cds_service.storage.db import make_engine, metadata as db_metadata, migrate
 from cds_service.storage.records import Store
-from cds_service.web import discovery, feedback, services
+from cds_service.web import discovery, feedback, openapi, services
 from cds_service.web.cors import register_cors
 from cds_service.web.errors import register_error_handlers
 
@@ -26,13 +25,13 @@ from cds_service.web.errors import register_error_handlers
 def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None) -> Flask:
     """Build the service. Everything costly (knowledge, schemas, database) happens here, once."""
     settings = settings or Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)  # the one log set-up, before anything logs
 
     app = Flask(__name__)
     app.config["CDS_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False  # keep cards in the order the engine ranked them
-    app.json.compact = True
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep cards in the order the engine ranked them
+    app.json.compact = True  # type: ignore[attr-defined]
 
     database = make_engine(settings.database_url)
     jti_table(db_metadata)  # on the shared metadata first, so migrate creates it under its lock
@@ -55,6 +54,6 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     register_cors(app)
     register_error_handlers(app)
     pages.init_app(app)  # the page layout, its style sheet and the page CSP
-    for module in (discovery, services, feedback):
+    for module in (discovery, services, feedback, openapi):
         app.register_blueprint(module.blueprint)
     return app

@@ -9,11 +9,12 @@ from typing import Sequence
 from cds_service import __version__, serve
 from cds_service.ops import report
 from cds_service.replay import command as replay
-from cds_service.config import ConfigError
+from cds_service.config import ConfigError, config_error_line
 from cds_service.knowledge import KnowledgeError
 from cds_service.knowledge import command as knowledge
+from cds_service.security import dev_issuer
 
-COMMAND_MODULES = [serve, report, replay, knowledge]
+COMMAND_MODULES = [serve, report, replay, knowledge, dev_issuer]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except ConfigError as error:
-        print(f"cds-service: configuration error: {error}", file=sys.stderr)
+        print(config_error_line(error), file=sys.stderr)
         return 2
     except KnowledgeError as error:  # CDS_KNOWLEDGE_DIR names a folder that does not load
         print(f"cds-service: knowledge error: {error}", file=sys.stderr)

@@ -1,56 +1,134 @@
-"""Settings from the environment: one place that names every variable and its default."""
+"""Settings from the environment: the one place that names every ``CDS_*`` variable, its default
+and its expected form.
+
+Nothing else in the package reads ``CDS_*`` variables, so a bad value is reported once, at start,
+as one line naming the variable, the value and what was expected (:class:`ConfigError`), instead
+of as a traceback from whichever module happened to read it first.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping, TypeVar
 
 DEFAULT_SQLITE_PATH = "cds-service.sqlite3"
 
+# Prefetch fallback: one pair of defaults for the FHIR client and the outbound guard alike.
+DEFAULT_FHIR_CONNECT_TIMEOUT = 2.0
+DEFAULT_FHIR_READ_TIMEOUT = 4.0
+
+DEFAULT_JWT_ALGORITHMS: tuple[str, ...] = ("ES384", "RS384")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+T = TypeVar("T")
+
 
 class ConfigError(ValueError):
-    """A setting has a value the service cannot run with; the message names the variable."""
+    """A setting has a value the service cannot run with; the message names the variable, the
+    value and the expected form, on one line."""
+
+
+def bad_value(name: str, raw: str, expected: str) -> ConfigError:
+    """The one message form for a bad setting: ``NAME='value': expected <form>``."""
+    shown = raw if len(raw) <= 200 else raw[:200] + "..."
+    return ConfigError(f"{name}={shown!r}: expected {expected}")
+
+
+def _raw(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    return None if value is None or value.strip() == "" else value
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
+    raw = _raw(env, name)
+    if raw is None:
         return default
     value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
+    if value in _TRUE:
         return True
-    if value in {"0", "false", "no", "off"}:
+    if value in _FALSE:
         return False
-    raise ConfigError(f"{name} must be one of on/off/true/false, got {raw!r}")
+    raise bad_value(name, raw, "a boolean (on/off, true/false, yes/no, 1/0)")
 
 
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0,
+            maximum: float | None = None) -> float:
+    raw = _raw(env, name)
+    if raw is None:
         return default
+    bounds = f"at least {minimum:g}" + ("" if maximum is None else f" and at most {maximum:g}")
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+        raise bad_value(name, raw, f"a number of seconds, {bounds}") from None
+    if value != value or value < minimum or (maximum is not None and value > maximum):
+        raise bad_value(name, raw, f"a number {bounds}")
     return value
 
 
-def _log_format(env: Mapping[str, str]) -> str:
-    value = env.get("CDS_LOG_FORMAT", "text").strip().lower() or "text"
-    if value not in {"text", "json"}:
-        raise ConfigError(f"CDS_LOG_FORMAT must be 'text' or 'json', got {value!r}")
+def _integer(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    bounds = f"at least {minimum}" + ("" if maximum is None else f" and at most {maximum}")
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise bad_value(name, raw, f"a whole number, {bounds}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        raise bad_value(name, raw, f"a whole number {bounds}")
     return value
 
 
-def _discovery_auth(env: Mapping[str, str]) -> bool:
-    raw = env.get("CDS_DISCOVERY_AUTH", "optional").strip().lower() or "optional"
-    if raw not in {"optional", "required"}:
-        raise ConfigError(f"CDS_DISCOVERY_AUTH must be 'optional' or 'required', got {raw!r}")
-    return raw == "required"
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...],
+            normalise: Callable[[str], str] = str.lower) -> str:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    value = normalise(raw.strip())
+    if value not in choices:
+        raise bad_value(name, raw, "one of " + ", ".join(choices))
+    return value
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    raw = _raw(env, name)
+    return None if raw is None else raw.strip()
+
+
+def _base_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = _raw(env, name)
+    if raw is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(raw.strip())
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise bad_value(name, raw, "an absolute http(s) URL without query or fragment, e.g. https://cds.example.org")
+    return raw.strip().rstrip("/")
+
+
+def _algorithms(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = _raw(env, "CDS_JWT_ALGORITHMS")
+    if raw is None:
+        return DEFAULT_JWT_ALGORITHMS
+    supported = ("ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+    algorithms = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not algorithms or any(alg not in supported for alg in algorithms):
+        raise bad_value("CDS_JWT_ALGORITHMS", raw,
+                        "a comma-separated list of " + ", ".join(supported) + " (none and HS* are never accepted)")
+    return algorithms
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    return _choice(env, "CDS_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), str.upper)
 
 
 @dataclass(frozen=True)
@@ -64,8 +142,8 @@ class Settings:
     trusted_issuers_path: str | None = None
     fhir_allow_private: bool = False
     max_body_bytes: int = 5 * 1024 * 1024
-    fhir_connect_timeout: float = 2.0
-    fhir_read_timeout: float = 4.0
+    fhir_connect_timeout: float = DEFAULT_FHIR_CONNECT_TIMEOUT
+    fhir_read_timeout: float = DEFAULT_FHIR_READ_TIMEOUT
     fhir_total_budget: float = 6.0
     fhir_max_pages: int = 5
     strict_fhir: bool = False
@@ -73,39 +151,66 @@ class Settings:
     log_level: str = "INFO"
     discovery_token_required: bool = False
     log_format: str = "text"
+    access_log: bool = False
+    jwt_algorithms: tuple[str, ...] = DEFAULT_JWT_ALGORITHMS
+    jwt_leeway: float = 60.0
+    # `cds-service serve` (gunicorn) and the command-line tools
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 2
+    threads: int = 4
+    replay_token: str | None = None
     knowledge_dir: str | None = None  # a site's copy of the knowledge folder; None: the built-in one
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Parse every variable; raise :class:`ConfigError` on the first bad one."""
         env = os.environ if env is None else env
-        database_url = env.get("DATABASE_URL", "").strip()
+        database_url = (env.get("DATABASE_URL") or "").strip()
         if not database_url:
-            sqlite_path = env.get("CDS_SQLITE_PATH", "").strip() or DEFAULT_SQLITE_PATH
+            sqlite_path = _text(env, "CDS_SQLITE_PATH") or DEFAULT_SQLITE_PATH
             database_url = f"sqlite:///{Path(sqlite_path).expanduser()}"
-        profile = env.get("CDS_PROFILE", "dev").strip().lower() or "dev"
-        if profile not in {"dev", "production"}:
-            raise ConfigError(f"CDS_PROFILE must be 'dev' or 'production', got {profile!r}")
-        auth_raw = env.get("CDS_AUTH", "on")
         return cls(
             database_url=database_url,
-            profile=profile,
-            auth_enabled=_flag({"CDS_AUTH": auth_raw}, "CDS_AUTH", True),
-            public_base_url=(env.get("CDS_PUBLIC_BASE_URL", "").strip().rstrip("/") or None),
-            trusted_issuers_path=(env.get("CDS_TRUSTED_ISSUERS", "").strip() or None),
+            profile=_choice(env, "CDS_PROFILE", "dev", ("dev", "production")),
+            auth_enabled=_flag(env, "CDS_AUTH", True),
+            public_base_url=_base_url(env, "CDS_PUBLIC_BASE_URL"),
+            trusted_issuers_path=_text(env, "CDS_TRUSTED_ISSUERS"),
             fhir_allow_private=_flag(env, "CDS_FHIR_ALLOW_PRIVATE", False),
-            max_body_bytes=int(_number(env, "CDS_MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024)),
-            fhir_connect_timeout=_number(env, "CDS_FHIR_CONNECT_TIMEOUT", 2.0, minimum=0.05),
-            fhir_read_timeout=_number(env, "CDS_FHIR_READ_TIMEOUT", 4.0, minimum=0.05),
+            max_body_bytes=_integer(env, "CDS_MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024),
+            fhir_connect_timeout=_number(env, "CDS_FHIR_CONNECT_TIMEOUT", DEFAULT_FHIR_CONNECT_TIMEOUT, minimum=0.05),
+            fhir_read_timeout=_number(env, "CDS_FHIR_READ_TIMEOUT", DEFAULT_FHIR_READ_TIMEOUT, minimum=0.05),
             fhir_total_budget=_number(env, "CDS_FHIR_TOTAL_BUDGET", 6.0, minimum=0.1),
-            fhir_max_pages=int(_number(env, "CDS_FHIR_MAX_PAGES", 5, minimum=1)),
+            fhir_max_pages=_integer(env, "CDS_FHIR_MAX_PAGES", 5, minimum=1),
             strict_fhir=_flag(env, "CDS_STRICT_FHIR", False),
-            record_dir=(env.get("CDS_RECORD_DIR", "").strip() or None),
-            log_level=(env.get("CDS_LOG_LEVEL", "INFO").strip().upper() or "INFO"),
-            discovery_token_required=_discovery_auth(env),
-            log_format=_log_format(env),
-            knowledge_dir=(env.get("CDS_KNOWLEDGE_DIR", "").strip() or None),
+            record_dir=_text(env, "CDS_RECORD_DIR"),
+            log_level=_log_level(env),
+            discovery_token_required=_choice(env, "CDS_DISCOVERY_AUTH", "optional", ("optional", "required")) == "required",
+            log_format=_choice(env, "CDS_LOG_FORMAT", "text", ("text", "json")),
+            access_log=_flag(env, "CDS_ACCESS_LOG", False),
+            jwt_algorithms=_algorithms(env),
+            jwt_leeway=_number(env, "CDS_JWT_LEEWAY", 60.0, minimum=0, maximum=600),
+            host=_text(env, "CDS_HOST") or "127.0.0.1",
+            port=_integer(env, "CDS_PORT", 8080, minimum=1, maximum=65535),
+            workers=_integer(env, "CDS_WORKERS", 2, minimum=1, maximum=64),
+            threads=_integer(env, "CDS_THREADS", 4, minimum=1, maximum=256),
+            replay_token=_text(env, "CDS_REPLAY_TOKEN"),
+            knowledge_dir=_text(env, "CDS_KNOWLEDGE_DIR"),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def config_error_line(error: ConfigError, env: Mapping[str, str] | None = None) -> str:
+    """The one line a command prints for a bad setting: plain text, or a JSON object when
+    ``CDS_LOG_FORMAT=json`` is itself valid (so a log collector expecting JSON still parses it)."""
+    env = os.environ if env is None else env
+    message = f"cds-service: configuration error: {error}"
+    if (env.get("CDS_LOG_FORMAT") or "").strip().lower() == "json":
+        import json
+        from datetime import datetime, timezone
+
+        return json.dumps({"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": "ERROR",
+                           "logger": "cds_service.config", "message": message}, separators=(",", ":"))
+    return message

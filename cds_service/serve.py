@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -11,6 +10,7 @@ from gunicorn.app.base import BaseApplication
 from cds_service.app import create_app
 from cds_service.config import Settings
 from cds_service.ops import metrics as ops_metrics
+from cds_service.ops.logs import configure_logging, gunicorn_logger_class
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -43,19 +43,23 @@ def _child_exit(server: Any, worker: Any) -> None:
     ops_metrics.mark_worker_dead(worker.pid)
 
 
-def gunicorn_options(host: str, port: int, workers: int, timeout: int = 30) -> dict[str, Any]:
+def gunicorn_options(host: str, port: int, workers: int, timeout: int = 30, *, threads: int = 4,
+                     log_level: str = "INFO", log_format: str = "text", access_log: bool = False) -> dict[str, Any]:
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
         "worker_class": "gthread",
-        "threads": int(os.environ.get("CDS_THREADS", "4")),
+        "threads": threads,
         "timeout": timeout,
         "graceful_timeout": 20,
         "keepalive": 5,
         "preload_app": True,
-        "accesslog": None,
+        # The per-call JSON line already covers hook calls; CDS_ACCESS_LOG=on adds one line per
+        # HTTP request (path without query string) on stdout.
+        "accesslog": "-" if access_log else None,
         "errorlog": "-",
-        "loglevel": os.environ.get("CDS_LOG_LEVEL", "info").lower(),
+        "loglevel": log_level.lower(),
+        "logger_class": gunicorn_logger_class(log_format),
         "post_fork": _post_fork,
         "child_exit": _child_exit,
         # gunicorn 24+ would open a control socket under $HOME: nothing uses it, the container's
@@ -66,13 +70,15 @@ def gunicorn_options(host: str, port: int, workers: int, timeout: int = 30) -> d
     }
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    # Defaults are None: the environment (CDS_HOST, CDS_PORT, CDS_WORKERS) is read by the settings
+    # module when the command runs, never while the parser is built (so --help and --version
+    # work whatever the environment holds).
     parser = subparsers.add_parser("serve", help="run the service with gunicorn")
-    parser.add_argument("--host", default=os.environ.get("CDS_HOST", "127.0.0.1"), help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("CDS_PORT", "8080")), help="port (default 8080)")
-    parser.add_argument(
-        "--workers", type=int, default=int(os.environ.get("CDS_WORKERS", "2")), help="gunicorn worker processes (default 2)"
-    )
+    parser.add_argument("--host", default=None, help="address to bind (default $CDS_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default $CDS_PORT or 8080)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="gunicorn worker processes (default $CDS_WORKERS or 2)")
     parser.add_argument(
         "--record", metavar="DIR", default=None,
         help="save every incoming hook request (credentials stripped) as a replay fixture under DIR "
@@ -82,13 +88,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+    settings = Settings.from_env()  # ConfigError -> one line and exit 2 (cds_service.cli)
+    # The one log set-up, before anything logs: the first line is already in CDS_LOG_FORMAT.
+    configure_logging(settings.log_level, settings.log_format)
     if getattr(args, "record", None):
         settings = settings.with_overrides(record_dir=args.record)
+    host = args.host if args.host is not None else settings.host
+    port = args.port if args.port is not None else settings.port
+    workers = args.workers if args.workers is not None else settings.workers
+    options = gunicorn_options(host, port, workers, threads=settings.threads, log_level=settings.log_level,
+                               log_format=settings.log_format, access_log=settings.access_log)
     # Before the app is built and the workers fork: metrics go to files every worker shares.
     metrics_dir, created = ops_metrics.prepare_multiprocess()
     try:
-        GunicornServer(gunicorn_options(args.host, args.port, args.workers), settings).run()
+        GunicornServer(options, settings).run()
     finally:
         if created:
             ops_metrics.remove_multiprocess_dir(metrics_dir)

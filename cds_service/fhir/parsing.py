@@ -34,7 +34,7 @@ class InvalidFhir(ValueError):
 
 
 @lru_cache(maxsize=None)
-def _model_class(resource_type: str) -> type:
+def _model_class(resource_type: str) -> Any:
     if not resource_type.isalpha():
         raise KeyError(resource_type)
     module = importlib.import_module(f"fhir.resources.R4B.{resource_type.lower()}")

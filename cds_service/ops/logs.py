@@ -38,8 +38,12 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 class JsonFormatter(logging.Formatter):
-    """Any log record as one JSON object: time, level, logger, message (+ exception type)."""
+    """Any log record as one JSON object: time, level, logger, message (+ exception type), plus
+    the structured fields a record carries in ``cds_fields`` (gunicorn's access lines)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -48,6 +52,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        fields = getattr(record, "cds_fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
         if record.exc_info and record.exc_info[0] is not None:
             entry["exception"] = record.exc_info[0].__name__
             entry["traceback"] = self.formatException(record.exc_info)
@@ -59,17 +66,24 @@ class _MessageOnly(logging.Formatter):
         return record.getMessage()
 
 
-def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
-    """Root logging at ``level`` (JSON lines when ``log_format == "json"``) and the call log.
+def formatter_for(log_format: str) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
-    Safe to call more than once (every app built in a test process calls it).
+
+def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
+    """The one log set-up: root logging at ``level`` (JSON lines when ``log_format == "json"``)
+    and the call log. ``cds-service serve`` calls it before anything logs, so the first line is
+    already in the chosen format; the app factory calls it again (harmless, and tests build many
+    apps with different settings).
     """
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler())
     root.setLevel(level)
-    if log_format == "json":
-        for handler in root.handlers:
-            handler.setFormatter(JsonFormatter())
+    for handler in root.handlers:
+        # text: leave other formatters (e.g. pytest's capture) alone, undo an earlier JSON set-up
+        if log_format == "json" or handler.formatter is None or isinstance(handler.formatter, JsonFormatter):
+            handler.setFormatter(formatter_for(log_format))
     calls = logging.getLogger(CALL_LOGGER)
     calls.setLevel(logging.INFO)
     calls.propagate = False  # the line is already JSON; the root format must not wrap it
@@ -126,3 +140,41 @@ def call_entry(
 
 def log_call(entry: Mapping[str, Any]) -> None:
     logging.getLogger(CALL_LOGGER).info(json.dumps(entry, separators=(",", ":"), default=str))
+
+
+def gunicorn_logger_class(log_format: str) -> type:
+    """A gunicorn logger whose error log (start, stop, worker lines) and access log use the
+    service's log format, so that with ``CDS_LOG_FORMAT=json`` every line on the console is JSON.
+
+    The access line carries method, path (never the query string, which may hold patient ids),
+    status, size and duration.
+    """
+    from gunicorn.glogging import Logger
+
+    class ServiceGunicornLogger(Logger):  # type: ignore[misc]
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for log in (self.error_log, self.access_log):
+                for handler in log.handlers:
+                    handler.setFormatter(formatter_for(log_format) if log is self.error_log or log_format == "json"
+                                         else logging.Formatter("%(message)s"))
+
+        def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+            if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.logconfig_dict or self.cfg.syslog):
+                return
+            status = getattr(resp, "status_code", None) or str(getattr(resp, "status", "")).split(" ")[0]
+            fields = {
+                "event": "http.access",
+                "method": str(getattr(req, "method", "-"))[:16],
+                "path": str(getattr(req, "path", "-"))[:300],
+                "status": int(status) if str(status).isdigit() else None,
+                "bytes": getattr(resp, "sent", None),
+                "duration_ms": round(request_time.total_seconds() * 1000, 2),
+            }
+            message = f'{fields["method"]} {fields["path"]} {fields["status"]} {fields["bytes"]} {fields["duration_ms"]}ms'
+            try:
+                self.access_log.info(message, extra={"cds_fields": fields})
+            except Exception:  # an access line must never break a response
+                self.error_log.exception("could not write the access log line")
+
+    return ServiceGunicornLogger

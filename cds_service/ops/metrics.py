@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess, values
 from prometheus_client import disable_created_metrics
 
@@ -127,7 +127,17 @@ class Metrics:
             "cds_feedback", "Feedback items stored, by service and outcome", ["service", "outcome"], registry=r
         )
 
+        # Set once at start (before the workers fork); "max" keeps it when summing worker files.
+        self.knowledge_age = Gauge(
+            "cds_knowledge_age_years", "Years between the current year and the code-set year of the coding "
+            "knowledge (0 = current; more means the yearly CPT/HCPCS update is due)",
+            registry=r, multiprocess_mode="max",
+        )
+
     # -- recording -----------------------------------------------------------------------
+
+    def set_knowledge_age(self, years: int) -> None:
+        self.knowledge_age.set(years)
 
     def observe_request(self, endpoint: str, method: str, status: int) -> None:
         self.requests.labels(endpoint, method, str(status)).inc()

@@ -9,12 +9,12 @@ Prometheus scrapes each replica on the internal network.
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import text
 
-from cds_service.ops.logs import configure_logging
 from cds_service.ops.metrics import Metrics
 
 blueprint = Blueprint("ops", __name__)
@@ -30,6 +30,18 @@ def _no_store(response: Response) -> Response:
 def healthz() -> Response:
     """The process is up and answering (liveness). Touches nothing else."""
     return _no_store(jsonify({"status": "ok"}))
+
+
+def knowledge_freshness(code_set_year: int, today: date | None = None) -> dict[str, Any]:
+    """How old the knowledge's code set is. Stale knowledge still answers (codes rarely vanish
+    overnight and refusing every call would be worse), so it is a warning, never "not ready"."""
+    current = (today or date.today()).year
+    age = max(0, current - int(code_set_year))
+    freshness: dict[str, Any] = {"age_years": age, "stale": age > 0}
+    if age > 0:
+        freshness["warning"] = (f"the coding knowledge is for code set {code_set_year}, {age} year(s) behind "
+                                f"{current}: review it against the {current} CPT/HCPCS update")
+    return freshness
 
 
 def readiness() -> tuple[bool, dict[str, Any]]:
@@ -49,7 +61,8 @@ def readiness() -> tuple[bool, dict[str, Any]]:
         checks["knowledge"] = {"ok": False, "error": "not loaded"}
     else:
         checks["knowledge"] = {"ok": True, "version": knowledge.version, "code_set_year": knowledge.code_set_year,
-                               "effective_date": knowledge.effective_date.isoformat()}
+                               "effective_date": knowledge.effective_date.isoformat(),
+                               **knowledge_freshness(knowledge.code_set_year)}
     return all(check["ok"] for check in checks.values()), checks
 
 
@@ -78,9 +91,14 @@ def _count_request(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Logging, metrics, the ops blueprint and the request counter for one app."""
-    settings = app.config.get("CDS_SETTINGS")
-    configure_logging(getattr(settings, "log_level", "INFO"), getattr(settings, "log_format", "text"))
-    app.extensions["cds_metrics"] = Metrics()
+    """Metrics, the ops blueprint and the request counter for one app (logging is set up by the
+    app factory)."""
+    app.extensions["cds_metrics"] = metrics_ = Metrics()
+    knowledge = app.extensions.get("cds_knowledge")
+    if knowledge is not None:
+        freshness = knowledge_freshness(knowledge.code_set_year)
+        metrics_.set_knowledge_age(freshness["age_years"])
+        if freshness["stale"]:
+            log.warning("knowledge freshness: %s", freshness["warning"])
     app.register_blueprint(blueprint)
     app.after_request(_count_request)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import sys
 import time
+import uuid
 from datetime import date
 from typing import Any
 
+from cds_service.config import Settings
+from cds_service.security.dev_issuer import DevIssuerError, load_dev_issuer
 from cds_service.replay.fixtures import ORDER_SIGN, SERVICE_BY_HOOK, discover, expectation_from, write_expectation
 from cds_service.replay.report import (
     Progress, json_report, junit_xml, result_lines, summary_table, write_json_report, write_text,
@@ -27,11 +30,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "replay", help="replay fixtures and patient bundles, compare with expectations",
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="fixture files, patient Bundles or folders of them")
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="fixture files, patient Bundles or folders of them")
+    parser.add_argument("--print-request", metavar="FIXTURE",
+                        help="print FIXTURE's request as a plain CDS Hooks request (date tokens resolved, a fresh "
+                             "hookInstance) for curl or the Sandbox, and exit")
     parser.add_argument("--url", help="replay against this running service (e.g. http://127.0.0.1:8080) instead of in process")
-    parser.add_argument("--token", default=os.environ.get("CDS_REPLAY_TOKEN"),
-                        help="Bearer token sent with --url (default: $CDS_REPLAY_TOKEN); "
-                             "or run the service with CDS_AUTH=off")
+    parser.add_argument("--token", default=None,
+                        help="Bearer token sent with --url (default: $CDS_REPLAY_TOKEN); one token fits one URL "
+                             "and one call, so prefer --issuer-dir")
+    parser.add_argument("--issuer-dir", metavar="DIR",
+                        help="with --url, sign a fresh token for every request (aud = that request's URL) with "
+                             "the development issuer in DIR (see `cds-service dev-issuer`)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each answer with --url (default 30)")
     parser.add_argument("--json", metavar="FILE", help="write a JSON report")
     parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report (for CI)")
@@ -67,11 +76,53 @@ def _new_expectation(result: Result) -> dict[str, Any]:
 
 def make_transport(args: argparse.Namespace) -> Transport:
     if args.url:
-        return HttpTransport(args.url, token=args.token, timeout=args.timeout)
+        token_for = None
+        if args.issuer_dir:
+            issuer = load_dev_issuer(args.issuer_dir)
+            token_for = issuer.token
+        token = args.token or (None if token_for else Settings.from_env().replay_token)
+        return HttpTransport(args.url, token=token, timeout=args.timeout, token_for=token_for)
     return InProcessTransport()
 
 
+def print_request(args: argparse.Namespace) -> int:
+    """The fixture's request as it would be sent, for curl (``--data @file``) and the Sandbox."""
+    found = discover([args.print_request], today=args.today, service_for_bundles=args.service,
+                     all_orders=args.all_orders)
+    for name, problem in found.problems:
+        print(f"cds-service replay: {name}: {problem}", file=sys.stderr)
+    if len(found.fixtures) != 1:
+        if not found.problems:
+            print(f"cds-service replay: --print-request needs one fixture file, {args.print_request} holds "
+                  f"{len(found.fixtures)}", file=sys.stderr)
+        return 2
+    fixture = found.fixtures[0]
+    if fixture.raw_body is not None:
+        sys.stdout.buffer.write(fixture.raw_body + b"\n")
+        return 0
+    request = dict(fixture.request or {})
+    if isinstance(request.get("hookInstance"), str):
+        request["hookInstance"] = str(uuid.uuid4())
+    if fixture.fhir is not None:
+        print(f"cds-service replay: note: {fixture.name} serves {len(fixture.fhir)} FHIR resource(s) from a "
+              "stand-in FHIR server during replay; the printed request has no fhirServer, so the service "
+              "answers from the prefetch alone", file=sys.stderr)
+        request.pop("fhirServer", None)
+    print(f"# POST to /cds-services/{fixture.service}", file=sys.stderr)
+    print(json.dumps(request, indent=2))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.print_request:
+        return print_request(args)
+    if not args.paths:
+        print("cds-service replay: give at least one PATH (or --print-request FIXTURE)", file=sys.stderr)
+        return 2
+    if args.issuer_dir and not args.url:
+        print("cds-service replay: --issuer-dir signs tokens for --url; in process there is no authentication",
+              file=sys.stderr)
+        return 2
     if args.overwrite and not args.write_expected:
         print("cds-service replay: --overwrite only makes sense with --write-expected", file=sys.stderr)
         return 2
@@ -82,7 +133,12 @@ def run(args: argparse.Namespace) -> int:
         print("cds-service replay: no fixtures found under " + ", ".join(args.paths), file=sys.stderr)
         return 2
 
-    runner = Runner(make_transport(args))
+    try:
+        transport = make_transport(args)
+    except DevIssuerError as error:
+        print(f"cds-service replay: {error}", file=sys.stderr)
+        return 2
+    runner = Runner(transport)
     progress = Progress(len(found.fixtures), enabled=False if args.no_progress else None)
     results: list[Result] = []
     failed = 0

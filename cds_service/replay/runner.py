@@ -16,7 +16,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from cds_service.config import Settings
 from cds_service.ops.logs import CALL_LOGGER
@@ -96,12 +96,16 @@ class InProcessTransport:
 class HttpTransport:
     """A running service at ``base_url`` (the part before ``/cds-services``)."""
 
-    def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0,
+                 token_for: Callable[[str], str] | None = None) -> None:
+        """``token_for(url)``, when given, signs a fresh token for each request with ``aud`` the URL
+        called (a served instance with authentication on refuses a reused ``jti``)."""
         import requests
 
         self.base_url = base_url.rstrip("/").removesuffix("/cds-services")
         self.label = self.base_url
         self.timeout = timeout
+        self.token_for = token_for
         self.session = requests.Session()
         self.session.trust_env = False  # never route the replay through an environment proxy
         if token:
@@ -110,11 +114,14 @@ class HttpTransport:
     def send(self, service: str, method: str, body: bytes, content_type: str) -> Reply:
         import requests
 
+        url = f"{self.base_url}/cds-services/{service}"
+        headers = {"Content-Type": content_type}
+        if self.token_for is not None:
+            headers["Authorization"] = f"Bearer {self.token_for(url)}"
         started = time.perf_counter()
         try:
             response = self.session.request(
-                method, f"{self.base_url}/cds-services/{service}", data=body,
-                headers={"Content-Type": content_type}, timeout=self.timeout, allow_redirects=False,
+                method, url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False,
             )
         except requests.RequestException as error:
             raise TransportError(f"could not reach {self.base_url}: {error}") from None

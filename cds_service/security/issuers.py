@@ -174,7 +174,7 @@ def _default_alg_for(jwk: Mapping[str, Any]) -> str:
     if isinstance(jwk.get("alg"), str):
         return jwk["alg"]
     if jwk.get("kty") == "EC":
-        return {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}.get(jwk.get("crv"), "ES384")
+        return {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}.get(str(jwk.get("crv")), "ES384")
     return "RS384"
 
 

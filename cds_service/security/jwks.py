@@ -87,7 +87,7 @@ class JwksCache:
             now = self._clock()
             entry = self._entries.get(url)
             fresh = entry is not None and now - entry.fetched_at < self.lifetime
-            if fresh and kid in entry.keys:
+            if fresh and entry is not None and kid in entry.keys:
                 return entry.keys[kid]
             # Stale, missing, or unknown kid: refetch, rate-limited per URL.
             if entry is None or now - entry.last_attempt >= self.min_refetch_interval:

@@ -136,9 +136,20 @@ class JwtVerifier:
             raise SecurityConfigError("verify() needs the endpoint's public URL as audience")
 
         header = self._check_header(token)
-        alg, kid = header["alg"], header["kid"]
-
         unverified = self._peek_claims(token)
+        peeked_jti = unverified.get("jti")
+        try:
+            return self._verify_claims(token, header, unverified, audiences)
+        except AuthenticationError as exc:
+            # Every failure's log line names the token's jti when it had one (unverified: for
+            # tracing only), so an operator can find the token the client sent.
+            if exc.jti is None and isinstance(peeked_jti, str) and peeked_jti:
+                exc.jti = peeked_jti
+            raise
+
+    def _verify_claims(self, token: str, header: Mapping[str, Any], unverified: Mapping[str, Any],
+                       audiences: list[str]) -> Caller:
+        alg, kid = header["alg"], header["kid"]
         iss = unverified.get("iss")
         if not isinstance(iss, str) or not iss:
             raise AuthenticationError("iss claim missing")
@@ -239,6 +250,7 @@ class JwtVerifier:
             if jku is None and issuer.jwks_url is None:
                 raise AuthenticationError("token has no jku and issuer has no jwks_url", iss=issuer.iss)
             url = jku or issuer.jwks_url
+            assert url is not None  # one of them is set (checked just above)
             try:
                 jwk = self.jwks_cache.get_key(url, kid)
             except JwksUnavailable:
@@ -271,6 +283,7 @@ class JwtVerifier:
         exp, iat = claims.get("exp"), claims.get("iat")
         if not _is_number(exp) or not _is_number(iat):
             raise AuthenticationError("exp/iat not numeric", iss=iss, jti=jti)
+        assert exp is not None  # numeric, checked just above
         tenant = claims.get("tenant")
         if tenant is not None and not isinstance(tenant, str):
             raise AuthenticationError("tenant is not a string", iss=iss, jti=jti)

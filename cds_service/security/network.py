@@ -44,6 +44,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
+from cds_service.config import DEFAULT_FHIR_CONNECT_TIMEOUT, DEFAULT_FHIR_READ_TIMEOUT
+
 from .errors import FhirAccessDenied
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -291,7 +293,7 @@ def system_resolver(host: str, port: int) -> list[str]:
     for family, _type, _proto, _canon, sockaddr in infos:
         if family not in (socket.AF_INET, socket.AF_INET6):
             continue
-        address = sockaddr[0].split("%", 1)[0]
+        address = str(sockaddr[0]).split("%", 1)[0]
         if address not in seen:
             seen.append(address)
     return seen
@@ -313,8 +315,8 @@ class FhirAccessGuard:
         resolver: Resolver | None = None,
         max_redirects: int = 3,
         max_response_bytes: int = 20 * 1024 * 1024,
-        connect_timeout: float = 3.0,
-        read_timeout: float = 8.0,
+        connect_timeout: float = DEFAULT_FHIR_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_FHIR_READ_TIMEOUT,
     ):
         self.policy = policy
         self.prefixes: tuple[NormalisedUrl, ...] | None = (
@@ -453,7 +455,7 @@ class FhirAccessGuard:
         finally:
             response.close()
         response._content = b"".join(chunks)  # requests' documented-in-practice preload slot
-        response._content_consumed = True
+        response._content_consumed = True  # type: ignore[attr-defined]
 
 
 class _NoRedirectSession(requests.Session):

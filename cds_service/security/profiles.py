@@ -30,12 +30,16 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, MetaData
 
+from .dev_issuer import DEV_ISSUER_PREFIX
 from .errors import SecurityConfigError
+
+if TYPE_CHECKING:
+    from cds_service.config import Settings
 from .issuers import SANDBOX_ISS, IssuerRegistry, TrustedIssuer, load_trusted_issuers, sandbox_issuer
 from .jwt_verifier import DEFAULT_ALGORITHMS, Caller, JwtVerifier, check_algorithms
 from .network import AddressPolicy, FhirAccessGuard, NetworkPolicy
@@ -44,8 +48,6 @@ from .replay import ReplayCache
 log = logging.getLogger("cds_service.security")
 
 PROFILES = ("dev", "production")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 SANDBOX_WARNING = (
     "SECURITY WARNING (dev profile): JWTs signed with the public CDS Hooks Sandbox key "
@@ -62,17 +64,6 @@ AUTH_OFF_WARNING = (
 )
 
 
-def parse_bool(name: str, value: str | None, default: bool) -> bool:
-    if value is None or value.strip() == "":
-        return default
-    v = value.strip().lower()
-    if v in _TRUE:
-        return True
-    if v in _FALSE:
-        return False
-    raise SecurityConfigError(f"{name}={value!r} is not a boolean (use true/false, on/off, 1/0)")
-
-
 @dataclass(frozen=True)
 class SecuritySettings:
     profile: str = "dev"
@@ -84,29 +75,30 @@ class SecuritySettings:
     leeway: float = 60.0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *, default_profile: str = "dev") -> "SecuritySettings":
-        env = os.environ if environ is None else environ
-        profile = (env.get("CDS_PROFILE") or default_profile).strip().lower()
-        auth = env.get("CDS_AUTH")
-        algorithms = env.get("CDS_JWT_ALGORITHMS")
-        leeway_raw = env.get("CDS_JWT_LEEWAY")
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "SecuritySettings":
+        """Parsed by the one settings module (``cds_service.config``), then mapped here."""
+        from cds_service.config import ConfigError, Settings
+
         try:
-            leeway = float(leeway_raw) if leeway_raw not in (None, "") else 60.0
-        except ValueError:
-            raise SecurityConfigError(f"CDS_JWT_LEEWAY={leeway_raw!r} is not a number") from None
-        settings = cls(
-            profile=profile,
-            auth_enabled=parse_bool("CDS_AUTH", auth, True),
-            trusted_issuers_path=(env.get("CDS_TRUSTED_ISSUERS") or "").strip() or None,
-            allow_private_fhir=parse_bool("CDS_FHIR_ALLOW_PRIVATE", env.get("CDS_FHIR_ALLOW_PRIVATE"), False),
-            public_base_url=(env.get("CDS_PUBLIC_BASE_URL") or "").strip() or None,
-            algorithms=tuple(a.strip() for a in algorithms.split(",") if a.strip())
-            if algorithms
-            else DEFAULT_ALGORITHMS,
-            leeway=leeway,
+            settings = Settings.from_env(os.environ if environ is None else environ)
+        except ConfigError as exc:
+            raise SecurityConfigError(str(exc)) from None
+        return cls.from_settings(settings)
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "SecuritySettings":
+        """The security part of the app's :class:`cds_service.config.Settings`, validated."""
+        result = cls(
+            profile=settings.profile,
+            auth_enabled=settings.auth_enabled,
+            trusted_issuers_path=settings.trusted_issuers_path,
+            allow_private_fhir=settings.fhir_allow_private,
+            public_base_url=settings.public_base_url,
+            algorithms=tuple(settings.jwt_algorithms),
+            leeway=float(settings.jwt_leeway),
         )
-        settings.validate()
-        return settings
+        result.validate()
+        return result
 
     def validate(self) -> None:
         if self.profile not in PROFILES:
@@ -198,7 +190,14 @@ def build_security(
     if dev:
         warnings.append(SANDBOX_WARNING)
         warnings.append(LOOPBACK_WARNING)
-    elif SANDBOX_ISS in registry:
+    if not dev:
+        for issuer in registry:
+            if issuer.iss.startswith(DEV_ISSUER_PREFIX):
+                warnings.append(
+                    f"SECURITY WARNING (production profile): the trusted-issuer file trusts the development "
+                    f"issuer {issuer.iss} made by `cds-service dev-issuer`; remove it before real use."
+                )
+    if not dev and SANDBOX_ISS in registry:
         warnings.append(
             f"SECURITY WARNING (production profile): the trusted-issuer file trusts {SANDBOX_ISS}, "
             "whose private key is public."

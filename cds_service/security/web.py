@@ -12,8 +12,7 @@
 from __future__ import annotations
 
 import logging
-import os
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from flask import Flask, current_app, request
 
@@ -35,26 +34,9 @@ MAX_JSON_OBJECT_KEYS = 2_000
 MAX_JSON_NODES = 500_000
 
 
-def security_settings_from(settings: Any, environ: Mapping[str, str] | None = None) -> SecuritySettings:
-    """Map the app's Settings (cds_service.config) onto SecuritySettings.
-
-    ``CDS_JWT_ALGORITHMS`` and ``CDS_JWT_LEEWAY`` are read from the environment unless the
-    Settings object carries ``jwt_algorithms`` / ``jwt_leeway``.
-    """
-    from_env = SecuritySettings.from_env(
-        {k: v for k, v in (os.environ if environ is None else environ).items() if k in ("CDS_JWT_ALGORITHMS", "CDS_JWT_LEEWAY")}
-    )
-    result = SecuritySettings(
-        profile=settings.profile,
-        auth_enabled=settings.auth_enabled,
-        trusted_issuers_path=settings.trusted_issuers_path,
-        allow_private_fhir=settings.fhir_allow_private,
-        public_base_url=settings.public_base_url,
-        algorithms=tuple(getattr(settings, "jwt_algorithms", None) or from_env.algorithms),
-        leeway=float(getattr(settings, "jwt_leeway", None) or from_env.leeway),
-    )
-    result.validate()
-    return result
+def security_settings_from(settings: Any) -> SecuritySettings:
+    """The security part of the app's Settings (every variable is parsed by cds_service.config)."""
+    return SecuritySettings.from_settings(settings)
 
 
 def install_security(app: Flask, settings: Any, engine, metadata=None, **build_kwargs) -> SecurityContext:
@@ -70,8 +52,8 @@ def install_security(app: Flask, settings: Any, engine, metadata=None, **build_k
     except SecurityConfigError as exc:
         raise ConfigError(str(exc)) from None
     app.extensions[EXTENSION] = context
-    connect = getattr(settings, "fhir_connect_timeout", 3.0)
-    read = getattr(settings, "fhir_read_timeout", 8.0)
+    connect = settings.fhir_connect_timeout
+    read = settings.fhir_read_timeout
 
     def url_guard_for(caller: Caller | None) -> "FhirUrlGuard":
         return FhirUrlGuard(context.fhir_guard(caller, connect_timeout=connect, read_timeout=read))
@@ -103,7 +85,8 @@ def authenticate_request() -> Caller | None:
             extra={"path": request.path},
         )
         raise
-    log.info("authenticated iss=%s jti=%s tenant=%s", caller.iss, caller.jti, caller.tenant or "-")
+    if caller is not None:
+        log.info("authenticated iss=%s jti=%s tenant=%s", caller.iss, caller.jti, caller.tenant or "-")
     return caller
 
 

@@ -41,6 +41,7 @@ class FhirStandIn:
     def base_url(self) -> str:
         assert self._server is not None, "start() the stand-in first"
         host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         return f"http://{host}:{port}/fhir"
 
     def start(self) -> "FhirStandIn":

@@ -69,7 +69,9 @@ def call_service(service_id: str) -> Response:
         if service is not None and body is not None:
             _audit(service, body, caller, status, error, started_at, duration_ms, outcome)
         # metrics and the one JSON log line per call (no PHI, no tokens): cds_service/ops
-        observe_call(service.id if service else "unknown", body, caller.iss if caller else None, status,
+        # a refused call (401 before the service lookup) still counts under the service it named
+        label = service.id if service else (service_id if service_id in SERVICES_BY_ID else "unknown")
+        observe_call(label, body, caller.iss if caller else None, status,
                      duration_ms, outcome)
 
 

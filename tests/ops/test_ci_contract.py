@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_ci_run_ends_with_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
-    command = 'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/python -m pytest'
+    command = 'python3 -m venv .venv && .venv/bin/pip install --require-hashes -r requirements/test.lock && .venv/bin/pip install --no-deps -e . && .venv/bin/python -m mypy cds_service && .venv/bin/python -m pytest'
     assert command in readme
     lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip()]
     assert lines[-1] == command

@@ -66,7 +66,8 @@ def test_image_shape():
         assert tool not in runtime_text, tool
     # The build stage installs the package without the test extra (runtime dependencies only).
     build_runs = " ".join(stages[0].all("RUN"))
-    assert "pip install --no-cache-dir ." in build_runs and "[test]" not in build_runs
+    assert "pip install --no-cache-dir --no-deps ." in build_runs and "[test]" not in build_runs
+    assert "--require-hashes -r requirements/runtime.lock" in build_runs
 
 
 def test_wheel_ships_everything_the_image_needs(tmp_path):
@@ -82,8 +83,9 @@ def test_wheel_ships_everything_the_image_needs(tmp_path):
             if (ROOT / source).is_dir():
                 shutil.copytree(ROOT / source, context / source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             else:
+                (context / source).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ROOT / source, context / source)
-    assert set(copied) == {"pyproject.toml", "README.md", "cds_service"}
+    assert set(copied) == {"pyproject.toml", "README.md", "cds_service", "requirements/runtime.lock"}
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(context)],
         capture_output=True, text=True, timeout=300,
