@@ -151,7 +151,10 @@ class HookHandler:
         raw_prefetch = body.get("prefetch") if isinstance(body.get("prefetch"), dict) else {}
         medications = envelope.medications_in([*entries, *raw_prefetch.values()])
         relevance = self._relevance(entries, medications, selections, light)
-        wanted = envelope.unresolved_medication_ids(entries, medications, relevance.members)
+        # order-select speaks only about the selected drafts, so only their Medications are worth a read
+        unselected = frozenset(index for index, entry in enumerate(entries)
+                               if light and f"{entry.get('resourceType')}/{entry.get('id')}" not in selections)
+        wanted = envelope.unresolved_medication_ids(entries, medications, relevance.members | unselected)
         if wanted and factory is not None:
             for ident in wanted[:MAX_MEDICATION_READS]:
                 try:

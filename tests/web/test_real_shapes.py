@@ -179,3 +179,18 @@ def test_a_broken_prefetch_bundle_does_not_stop_a_statin_answer(client, sandbox_
     sandbox_request["prefetch"]["activeMeds"] = {"resourceType": "Bundle", "entry": 7}
     response = client.post(SIGN, json=sandbox_request)
     assert response.status_code == 200 and response.get_json() == {"cards": []}
+
+
+def test_order_select_reads_the_medication_of_the_selected_draft_only(client, fhir_server):
+    fhir_server.resources = [PATIENT, MEDICATION]
+    body = shape("medref-read-from-fhir-server")
+    body["hook"] = "order-select"
+    other = copy.deepcopy(body["context"]["draftOrders"]["entry"][0])
+    other["resource"]["id"] = "request-456"
+    other["resource"]["medicationReference"] = {"reference": "Medication/med-other"}
+    body["context"]["draftOrders"]["entry"].append(other)
+    body["context"]["selections"] = ["MedicationRequest/request-123"]
+    body["fhirServer"] = fhir_server.base_url
+    response = client.post(SELECT, json=body)
+    assert [d["order"] for d in decisions(response)] == ["MedicationRequest/request-123"]
+    assert [seen["path"] for seen in fhir_server.requests_seen] == ["Medication/med-xofigo"]
