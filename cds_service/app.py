@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app.extensions["cds_outbox"] = outbox
     app.extensions["cds_store"] = Store(database, outbox)
     app.extensions["cds_knowledge"] = knowledge
-    app.extensions["cds_handler"] = HookHandler(settings, knowledge, engine.advise)
+    app.extensions["cds_handler"] = HookHandler(settings, knowledge, engine.advise, engine.relevant)
     # JWT authentication, trusted issuers, profiles and the per-caller FHIR URL guard (issue 5).
     # Raises ConfigError when the security configuration must not start (e.g. production with
     # no trusted issuer); also sets app.extensions["cds_url_guard_for"].

@@ -12,9 +12,11 @@ from cds_service.engine.coverage import coverage_actions
 from cds_service.engine.decision import Decision, decide_all
 from cds_service.engine.fhirdata import code_keys, reference
 from cds_service.engine.facts import TherapyOrder
-from cds_service.engine.orders import therapy_orders
+from cds_service.engine.orders import therapy_order_groups, therapy_orders
 from cds_service.engine.patient import body_weight, patient_facts
-from cds_service.hooks.model import SERVICE_LABEL, Guidance, HookCall
+from typing import Any, Mapping, Sequence
+
+from cds_service.hooks.model import SERVICE_LABEL, Guidance, HookCall, Relevance
 from cds_service.knowledge import Knowledge
 from cds_service.knowledge.vocabulary import CORE_PREFETCH_KEYS, DOC_DEPENDS_ON, WEIGHT_PREFETCH_KEY
 
@@ -36,11 +38,48 @@ def _selected(call: HookCall, orders: tuple[TherapyOrder, ...]) -> tuple[Therapy
     return tuple(order for order in orders if chosen & set(order.members))
 
 
+def prefetch_keys_for(completed: bool, light: bool, knowledge: Knowledge) -> frozenset[str]:
+    """The prefetch keys the decisions on therapy orders can read, known before deciding them:
+    the core keys, body weight, and what any documentation rule may need. After-treatment items
+    count only for a completed procedure (a draft never needs post-procedure notes), and
+    order-select, which gives the code alone, needs the core keys only."""
+    keys = set(CORE_PREFETCH_KEYS)
+    if light:
+        return frozenset(keys)
+    keys.add(WEIGHT_PREFETCH_KEY)
+    for rule in (*knowledge.doc_by_kind.values(), *knowledge.doc_by_code.values()):
+        for item in (*rule.keys, *(rule.post if completed else ())):
+            keys.update(DOC_DEPENDS_ON.get(item, ()))
+    return frozenset(keys)
+
+
+def relevant(draft_orders: Sequence[Any], medications: Mapping[str, Any], selections: Sequence[str],
+             light: bool, knowledge: Knowledge) -> Relevance:
+    """Which draft entries are therapy orders, from the drafts (and their Medications) alone.
+
+    Runs on the raw, unvalidated JSON before anything is fetched or validated, so an order that
+    is not radioelement therapy (a statin, a CT, an empty draft being filled in) costs nothing;
+    it reads only what recognition reads, so a malformed field elsewhere cannot break it.
+    """
+    entries = [resource if isinstance(resource, dict) else {} for resource in draft_orders]
+    groups = therapy_order_groups(entries, knowledge, medications)
+    if light:
+        chosen = set(selections)
+        groups = [group for group in groups if chosen & {reference(resource) for resource in group}]
+    members = {id(resource) for group in groups for resource in group}
+    positions = frozenset(index for index, resource in enumerate(entries) if id(resource) in members)
+    if not positions:
+        return Relevance()
+    completed = any(resource.get("resourceType") == "Procedure" and resource.get("status") == "completed"
+                    for group in groups for resource in group[:1])
+    return Relevance(positions, prefetch_keys_for(completed, light, knowledge))
+
+
 def advise(call: HookCall, knowledge: Knowledge) -> Guidance:
     """Decide the coding guidance for one hook call."""
     light = call.hook == "order-select"
     weight = body_weight(call, knowledge)
-    orders = therapy_orders(call.draft_orders, call.today, knowledge, weight)
+    orders = therapy_orders(call.draft_orders, call.today, knowledge, weight, call.medications)
     if light:
         orders = _selected(call, orders)
     if not orders:

@@ -24,7 +24,8 @@ _MCI_PER_UNIT: dict[str, float] = {
 }
 
 _TEXT = re.compile(
-    r"(\d+(?:[.,]\d+)?)\s*(gbq|mbq|kbq|mci|millicuries?|µci|μci|uci|microcuries?)(\s*/\s*kg|\s+per\s+kg)?",
+    r"(\d+(?:[.,]\d+)?)\s*(gbq|mbq|kbq|mci|millicuries?|µci|μci|uci|microcuries?)\b"
+    r"(\s*/\s*kg\b|\s+per\s+kg\b)?(\s*(?:/|per)\s*(?:m?l|cc|vial|syringe|capsule)\b)?",
     re.IGNORECASE,
 )
 
@@ -65,13 +66,22 @@ def from_quantity(value: float, unit: str, weight_kg: float | None) -> Activity 
 
 
 def from_text(text: str, weight_kg: float | None) -> Activity | None:
-    """The first radioactivity amount written in free text (e.g. ``"55 kBq/kg"``, ``"200 mCi"``)."""
-    match = _TEXT.search(text)
+    """The first radioactivity amount written in free text (e.g. ``"55 kBq/kg"``, ``"200 mCi"``); an
+    amount per mL, per vial or per dose is a strength, not what is ordered, and is skipped."""
+    match = next((m for m in _TEXT.finditer(text) if not m.group(4)), None)
     if not match:
-        return None
+        return None  # a strength or concentration (kBq/mL, mCi per vial) is not the ordered activity
     value = float(match.group(1).replace(",", "."))
     unit = match.group(2) + ("/kg" if match.group(3) else "")
     return from_quantity(value, unit, weight_kg)
+
+
+def quantity_text(quantity: object) -> str | None:
+    """How a Quantity reads on the order (``"1 {pill}"``), to say what it states instead of an activity."""
+    if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), (int, float)):
+        return None
+    unit = quantity.get("unit") or quantity.get("code") or ""
+    return f"{quantity['value']:g} {unit}".strip()
 
 
 def round_units(amount: float) -> int:

@@ -112,6 +112,8 @@ def _code_detail(decision: Decision, knowledge: Knowledge) -> str:
                      + (f" ({ordered.descriptor})" if ordered else "") + ".")
     if choice.uncertain:
         lines.append(f"Not on the order: {choice.uncertain}; confirm it before billing.")
+    if order.agent_conflict:
+        lines.append(f"Check the drug: {order.agent_conflict}; correct the order's coding before signing.")
     if order.applicator and not order.applicator_insertion and info and info.kind == "sealed":
         insertion = knowledge.applicators[order.applicator].code
         lines.append(f"The {order.applicator.replace('-', ' ')} applicator is only the delivery device of this "
@@ -177,7 +179,9 @@ def documentation_card(decision: Decision, knowledge: Knowledge, source_label: s
         item = knowledge.doc_items[key]
         needed_for = _needed_only_for(key, decision, knowledge)
         only_for = f" Needed only to bill CPT {' or '.join(needed_for)}." if needed_for else ""
-        lines.append(f"- **{item.label}** — satisfied by {item.evidence}.{only_for}")
+        stated = (f" The order gives a dose of {decision.order.dose_stated}, which is not an activity."
+                  if key == "activity" and decision.order.dose_stated else "")
+        lines.append(f"- **{item.label}** — satisfied by {item.evidence}.{stated}{only_for}")
     card = _card(decision, summary, "warning", "clinical-reminder", "\n".join(lines), DOCUMENTATION_CARD, source_label)
     card["extension"]["cds-service.missing-documentation"] = list(decision.missing)
     return card

@@ -38,6 +38,8 @@ class Decision:
     required: tuple[str, ...]  # the documentation keys this order needs (``missing`` is a subset)
     missing: tuple[str, ...]
     warnings: tuple[Warning, ...]
+    sources: tuple[str, ...] = ()  # the knowledge sources behind the code, its row and the supply line
+    knowledge_version: str = ""
 
     @property
     def code(self) -> str:
@@ -56,6 +58,9 @@ class Decision:
         out["alternatives"] = list(self.choice.alternatives)
         out["modifiers"] = list(self.modifiers)
         out["supply"] = [line.as_json() for line in self.supply]
+        out["rule"] = self.choice.rule
+        out["sources"] = list(self.sources)
+        out["knowledgeVersion"] = self.knowledge_version
         if not light:
             out["missingDocumentation"] = list(self.missing)
             out["warnings"] = [warning.key for warning in self.warnings]
@@ -74,10 +79,31 @@ def supply_lines(order: TherapyOrder, code: str, knowledge: Knowledge) -> tuple[
         return (SupplyLine(agent.supply.code, rule.fixed_units, unit),)
     activity = order.activity
     if activity is None or activity.mci is None or rule.units_per_mci is None:
-        note = ("a body weight is needed to turn the per-kg activity into billing units"
-                if activity is not None and activity.needs_weight else "the activity is needed to compute billing units")
+        if activity is not None and activity.needs_weight:
+            note = "a body weight is needed to turn the per-kg activity into billing units"
+        elif order.dose_stated:
+            note = (f"the order gives a dose of {order.dose_stated}; state the activity in MBq or mCi "
+                    "to compute billing units")
+        else:
+            note = "the order states no activity; state it in MBq or mCi to compute billing units"
         return (SupplyLine(agent.supply.code, None, unit, note),)
     return (SupplyLine(agent.supply.code, round_units(activity.mci * rule.units_per_mci), unit),)
+
+
+def decision_sources(order: TherapyOrder, choice: CodeChoice, knowledge: Knowledge) -> tuple[str, ...]:
+    """Source keys behind a decision: the recommended code's, the rule row's, then the agent's
+    (which carries the supply line), each once and in that order."""
+    found: list[str] = []
+    info = knowledge.codes.get(choice.code)
+    if info is not None:
+        found.extend(info.sources)
+    rule = next((row for row in knowledge.code_rules if row.id == choice.rule), None)
+    if rule is not None:
+        found.extend(rule.sources)
+    agent = knowledge.agents.get(order.agent or "")
+    if agent is not None:
+        found.extend(agent.sources)
+    return tuple(dict.fromkeys(found))
 
 
 def decide_all(orders: tuple[TherapyOrder, ...], other_codes: tuple[str, ...], patient: PatientFacts,
@@ -112,5 +138,7 @@ def decide_all(orders: tuple[TherapyOrder, ...], other_codes: tuple[str, ...], p
             required=required,
             missing=documentation.missing(required, order, patient, knowledge, follow_ups[order.reference]),
             warnings=edits.warnings(choice.code, order, patient, others, knowledge),
+            sources=decision_sources(order, choice, knowledge),
+            knowledge_version=knowledge.version,
         ))
     return tuple(decisions)

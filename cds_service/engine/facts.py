@@ -36,6 +36,8 @@ class TherapyOrder:
     body_site: str | None = None
     body_site_stated: bool = False
     activity: Activity | None = None
+    agent_conflict: str | None = None  # a code and the drug's name disagree about the agent
+    dose_stated: str | None = None  # what the order states instead of an activity ("1 {pill}")
     has_reason: bool = False
     reason_codes: tuple[CodeKey, ...] = ()
     reason_refs: tuple[str, ...] = ()

@@ -34,7 +34,8 @@ def codings(*concepts: Any) -> Iterator[tuple[str | None, str]]:
                 continue
             for coding in as_list(item.get("coding")) if "coding" in item else [item]:
                 if isinstance(coding, dict) and isinstance(coding.get("code"), str):
-                    system = short_system(coding.get("system"))
+                    uri = coding.get("system")  # raw drafts are read before validation
+                    system = short_system(uri if isinstance(uri, str) else None)
                     yield system, normalise_code(system or "", coding["code"])
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from cds_service.engine import activity as activity_units
 from cds_service.engine.facts import TherapyOrder
 from cds_service.engine.fhirdata import (
-    Resource, as_list, code_keys, first_date, ref_target, reference, refs, texts,
+    Resource, as_list, code_keys, codings, first_date, ref_target, reference, refs, texts,
 )
-from cds_service.knowledge.model import CodeInfo, CodeKey, Knowledge
+from cds_service.knowledge.model import CodeInfo, CodeKey, Knowledge, Matcher
 
 _COUNT = re.compile(r"(\d+)\s*(?:channels?|sources?|seeds?|catheters?|needles?|dwell positions?)", re.IGNORECASE)
 _LESIONS = re.compile(r"(\d+)\s*lesions?", re.IGNORECASE)
@@ -33,28 +33,56 @@ class _Candidate:
     resource: Resource
     agent: str | None
     ordered_code: str | None
+    conflict: str | None = None
 
 
 def _procedure_concepts(resource: Resource) -> list[Any]:
     return [resource.get("code"), *as_list(resource.get("orderDetail")), *as_list(resource.get("usedCode"))]
 
 
-def _medication_concepts(resource: Resource) -> list[Any]:
+Medications = Mapping[str, Resource]
+_NO_MEDICATIONS: Medications = {}
+
+
+def referenced_medication(resource: Resource, medications: Medications) -> Resource | None:
+    """The Medication a MedicationRequest's ``medicationReference`` points to, when the call holds it:
+    in the order's ``contained``, or (``Medication/id``) among the Medications the plumbing collected
+    from the draftOrders Bundle, the prefetch or the EHR's FHIR server."""
+    med_ref = resource.get("medicationReference")
+    if not isinstance(med_ref, dict) or not isinstance(med_ref.get("reference"), str):
+        return None
+    target = med_ref["reference"]
+    if target.startswith("#"):
+        for contained in as_list(resource.get("contained")):
+            if isinstance(contained, dict) and target == f"#{contained.get('id')}":
+                return contained
+        return None
+    found = medications.get(ref_target(med_ref) or "")
+    return found if isinstance(found, dict) and found.get("resourceType") == "Medication" else None
+
+
+def _medication_concepts(resource: Resource, medications: Medications = _NO_MEDICATIONS) -> list[Any]:
+    """What names the drug: the coded concept, the reference's display, and the referenced
+    Medication's code and ingredients (read exactly like ``medicationCodeableConcept``)."""
     concepts: list[Any] = [resource.get("medicationCodeableConcept")]
     med_ref = resource.get("medicationReference")
-    if isinstance(med_ref, dict):
-        if isinstance(med_ref.get("display"), str):
-            concepts.append({"text": med_ref["display"]})
-        target = med_ref.get("reference")
-        for contained in as_list(resource.get("contained")):
-            if isinstance(contained, dict) and isinstance(target, str) and target == f"#{contained.get('id')}":
-                concepts.append(contained.get("code"))
+    if isinstance(med_ref, dict) and isinstance(med_ref.get("display"), str):
+        concepts.append({"text": med_ref["display"]})
+    medication = referenced_medication(resource, medications)
+    if medication is not None:
+        concepts.append(medication.get("code"))
+        for ingredient in as_list(medication.get("ingredient")):
+            if isinstance(ingredient, dict):
+                concepts.append(ingredient.get("itemCodeableConcept"))
+                item_ref = ingredient.get("itemReference")
+                if isinstance(item_ref, dict) and isinstance(item_ref.get("display"), str):
+                    concepts.append({"text": item_ref["display"]})
     return concepts
 
 
-def _order_text(resource: Resource) -> str:
+def _order_text(resource: Resource, medications: Medications = _NO_MEDICATIONS) -> str:
     """The free text an order carries, joined with ``;`` so patterns cannot span two fields."""
-    parts = list(texts(*_procedure_concepts(resource), *_medication_concepts(resource),
+    parts = list(texts(*_procedure_concepts(resource), *_medication_concepts(resource, medications),
                        *as_list(resource.get("bodySite"))))
     for note in as_list(resource.get("note")):
         if isinstance(note, dict) and isinstance(note.get("text"), str):
@@ -83,23 +111,70 @@ def _ordered_code(resource: Resource, knowledge: Knowledge) -> str | None:
     return cpts[0] if cpts else None
 
 
-def _agent(concepts: Iterable[Any], text: str, knowledge: Knowledge) -> str | None:
-    for system, code in code_keys(*concepts):
-        found = knowledge.agent_matcher.code(system, code)
-        if found:
-            return found
+_VALUE_INDEX: dict[int, tuple[Matcher, dict[str, frozenset[str]]]] = {}
+
+
+def _by_value(matcher: Matcher) -> dict[str, frozenset[str]]:
+    """Every code value of a matcher, whatever its system, with the keys it names (built once per
+    loaded knowledge; the matcher is kept alongside so its id cannot be reused meanwhile)."""
+    cached = _VALUE_INDEX.get(id(matcher))
+    if cached is None or cached[0] is not matcher:
+        index: dict[str, set[str]] = {}
+        for (_, code), key in matcher.by_code.items():
+            index.setdefault(code, set()).add(key)
+        cached = (matcher, {code: frozenset(keys) for code, keys in index.items()})
+        _VALUE_INDEX[id(matcher)] = cached
+    return cached[1]
+
+
+@dataclass(frozen=True)
+class _AgentFound:
+    key: str | None
+    conflict: str | None = None  # code and text name different agents: said on the card
+
+
+def _agent_found(concepts: list[Any], text: str, knowledge: Knowledge) -> _AgentFound:
+    """The agent an order names, surviving mislabelled codings.
+
+    A code under its proper system decides. A code under an unexpected (or unknown) system counts
+    by its value only when that value names one agent in the knowledge, whichever table it is
+    in. Display and text always count. When a code and the order's drug name disagree, the
+    properly labelled code wins, the text beats a mislabelled code, and the conflict is kept to
+    be named on the card rather than resolved silently.
+    """
+    matcher = knowledge.agent_matcher
+    by_code = next((found for system, code in code_keys(*concepts) if (found := matcher.code(system, code))), None)
+    by_value: str | None = None
+    shown_code = ""
+    if by_code is None:
+        index = _by_value(matcher)
+        for _, code in codings(*concepts):
+            keys = index.get(code)
+            if keys is not None and len(keys) == 1:
+                by_value, shown_code = next(iter(keys)), code
+                break
+    else:
+        shown_code = next(code for system, code in code_keys(*concepts) if matcher.code(system, code))
     if knowledge.diagnostic_text.search(text) and not knowledge.therapy_text.search(text):
-        return None
-    return knowledge.agent_matcher.text(text)
+        by_text = None
+    else:
+        by_text = matcher.text(text)
+    named = matcher.text(" ; ".join(texts(*concepts)))  # the drug's own name, not notes
+    coded = by_code or by_value
+    if coded and named and named != coded:
+        conflict = (f"the code {shown_code} names {knowledge.agents[coded].name} but the order's drug name "
+                    f"reads as {knowledge.agents[named].name}")
+        return _AgentFound(by_code or named, conflict)
+    return _AgentFound(coded or by_text)
 
 
-def _candidate(resource: Resource, knowledge: Knowledge) -> _Candidate | None:
+def _candidate(resource: Resource, knowledge: Knowledge, medications: Medications) -> _Candidate | None:
     """A draft resource that is radioelement therapy, or None."""
     kind = resource.get("resourceType")
-    text = _order_text(resource)
+    text = _order_text(resource, medications)
     if kind == "MedicationRequest":
-        agent = _agent(_medication_concepts(resource), text, knowledge)
-        return _Candidate(resource, agent, None) if agent else None
+        found = _agent_found(_medication_concepts(resource, medications), text, knowledge)
+        return _Candidate(resource, found.key, None, found.conflict) if found.key else None
     if kind not in ("ServiceRequest", "Procedure"):
         return None
     ordered = _ordered_code(resource, knowledge)
@@ -107,8 +182,10 @@ def _candidate(resource: Resource, knowledge: Knowledge) -> _Candidate | None:
         info = knowledge.codes.get(ordered)
         if info is None or info.kind not in THERAPY_KINDS:
             return None  # the CPT code says what the order is: a CT, a pleurodesis, a visit
-        return _Candidate(resource, _agent(_procedure_concepts(resource), text, knowledge), ordered)
-    agent = _agent(_procedure_concepts(resource), text, knowledge)
+        found = _agent_found(_procedure_concepts(resource), text, knowledge)
+        return _Candidate(resource, found.key, ordered, found.conflict)
+    found = _agent_found(_procedure_concepts(resource), text, knowledge)
+    agent = found.key
     keys = code_keys(resource.get("code"), *as_list(resource.get("orderDetail")))
     signalled = (
         agent is not None
@@ -116,7 +193,7 @@ def _candidate(resource: Resource, knowledge: Knowledge) -> _Candidate | None:
         or any(knowledge.applicator_matcher.code(s, c) for s, c in keys)
         or (knowledge.therapy_text.search(text) is not None and not knowledge.diagnostic_text.search(text))
     )
-    return _Candidate(resource, agent, None) if signalled else None
+    return _Candidate(resource, agent, None, found.conflict) if signalled else None
 
 
 def _links(resource: Resource) -> set[str]:
@@ -209,23 +286,73 @@ def _site(resources: list[Resource], text: str, knowledge: Knowledge) -> tuple[s
     return None, written
 
 
-def _activity(resources: list[Resource], text: str, weight_kg: float | None) -> activity_units.Activity | None:
+def _order_quantities(resource: Resource) -> list[Any]:
+    """The quantities an order asks for, in the order they are read: each dose (a range only
+    when both ends agree), each rate, the dispense quantity, the ServiceRequest's quantity."""
+    found: list[Any] = []
+    for dosage in as_list(resource.get("dosageInstruction")):
+        for rate in as_list((dosage or {}).get("doseAndRate") if isinstance(dosage, dict) else None):
+            if not isinstance(rate, dict):
+                continue
+            found.append(rate.get("doseQuantity"))
+            dose_range = rate.get("doseRange")
+            if isinstance(dose_range, dict):
+                low, high = dose_range.get("low"), dose_range.get("high")
+                if isinstance(low, dict) and isinstance(high, dict) and low.get("value") == high.get("value"):
+                    found.append(low)
+                elif isinstance(low, dict) or isinstance(high, dict):
+                    found.append({"range": [low, high]})  # what is stated, but not one amount
+            found.append(rate.get("rateQuantity"))
+    dispense = resource.get("dispenseRequest")
+    if isinstance(dispense, dict):
+        found.append(dispense.get("quantity"))
+    found.append(resource.get("quantityQuantity"))
+    return [quantity for quantity in found if isinstance(quantity, dict)]
+
+
+def _activity_text(resource: Resource) -> str:
+    """The free text in which an order states what it asks for: its instructions and notes and
+    the procedure's own wording. Never the drug's name, whose strength (``1100 kBq/mL``) is a
+    concentration, not the activity ordered."""
+    parts = list(texts(*_procedure_concepts(resource)))
+    for note in as_list(resource.get("note")):
+        if isinstance(note, dict) and isinstance(note.get("text"), str):
+            parts.append(note["text"])
+    if isinstance(resource.get("patientInstruction"), str):
+        parts.append(resource["patientInstruction"])
+    for dosage in as_list(resource.get("dosageInstruction")):
+        if isinstance(dosage, dict):
+            for key in ("text", "patientInstruction"):
+                if isinstance(dosage.get(key), str):
+                    parts.append(dosage[key])
+    return " ; ".join(parts)
+
+
+def _activity(resources: list[Resource], weight_kg: float | None) -> tuple[activity_units.Activity | None, str | None]:
+    """The activity the order asks for, and otherwise what dose it states instead (``1 {pill}``).
+
+    Only a radioactivity quantity (Bq or Ci, or per kg with a body weight) is an activity; a
+    tablet count, a volume or a mass is not, whatever the drug's name says about its strength.
+    """
+    stated_instead: str | None = None
     for resource in resources:
-        for dosage in as_list(resource.get("dosageInstruction")):
-            for rate in as_list((dosage or {}).get("doseAndRate")):
-                quantity = (rate or {}).get("doseQuantity")
-                if isinstance(quantity, dict) and isinstance(quantity.get("value"), (int, float)):
-                    found = activity_units.from_quantity(float(quantity["value"]),
-                                                         str(quantity.get("code") or quantity.get("unit") or ""), weight_kg)
-                    if found:
-                        return found
-        quantity = resource.get("quantityQuantity")
-        if isinstance(quantity, dict) and isinstance(quantity.get("value"), (int, float)):
+        for quantity in _order_quantities(resource):
+            if "range" in quantity:
+                ends = [activity_units.quantity_text(end) for end in quantity["range"]]
+                stated_instead = stated_instead or "a range of " + " to ".join(end or "?" for end in ends)
+                continue
+            if not isinstance(quantity.get("value"), (int, float)):
+                continue
             found = activity_units.from_quantity(float(quantity["value"]),
                                                  str(quantity.get("code") or quantity.get("unit") or ""), weight_kg)
             if found:
-                return found
-    return activity_units.from_text(text, weight_kg)
+                return found, None
+            stated_instead = stated_instead or activity_units.quantity_text(quantity)
+    for resource in resources:
+        found = activity_units.from_text(_activity_text(resource), weight_kg)
+        if found:
+            return found, None
+    return None, stated_instead
 
 
 def _count(resource: Resource, text: str) -> int | None:
@@ -275,11 +402,11 @@ def _applicator_insertion(applicator: str | None, ordered_info: CodeInfo | None,
 
 
 def _build(procedure: _Candidate | None, medication: _Candidate | None, today: date, knowledge: Knowledge,
-           weight_kg: float | None) -> TherapyOrder:
+           weight_kg: float | None, medications: Medications) -> TherapyOrder:
     primary = (procedure or medication).resource  # type: ignore[union-attr]
     members = [c.resource for c in (procedure, medication) if c is not None]
     drug_first = [c.resource for c in (medication, procedure) if c is not None]
-    text = " ; ".join(_order_text(resource) for resource in drug_first)
+    text = " ; ".join(_order_text(resource, medications) for resource in drug_first)
     agent_key = (medication.agent if medication else None) or (procedure.agent if procedure else None)
     agent = knowledge.agents.get(agent_key) if agent_key else None
     ordered = procedure.ordered_code if procedure else None
@@ -319,6 +446,8 @@ def _build(procedure: _Candidate | None, medication: _Candidate | None, today: d
              or (applicator is not None and not insertion)))
     dose_rate = agent.dose_rate if agent and agent.dose_rate else ("hdr" if hdr else "ldr" if ldr else None)
 
+    activity, dose_stated = (_activity(drug_first, weight_kg) if not (electronic or sealed or applicator)
+                             else (None, None))
     reason_values = [v for resource in members for v in as_list(resource.get("reasonCode"))]
     reason_refs = refs(v for resource in members for v in as_list(resource.get("reasonReference")))
     lesions = _LESIONS.search(text)
@@ -339,7 +468,9 @@ def _build(procedure: _Candidate | None, medication: _Candidate | None, today: d
         route_stated=route_stated,
         body_site=site,
         body_site_stated=site_stated,
-        activity=_activity(drug_first, text, weight_kg) if not (electronic or sealed or applicator) else None,
+        activity=activity,
+        dose_stated=dose_stated,
+        agent_conflict=(medication.conflict if medication else None) or (procedure.conflict if procedure else None),
         has_reason=bool(reason_values or reason_refs),
         reason_codes=code_keys(*reason_values),
         reason_refs=reason_refs,
@@ -356,22 +487,37 @@ def _build(procedure: _Candidate | None, medication: _Candidate | None, today: d
     )
 
 
-def therapy_order_members(resources: Iterable[Resource], knowledge: Knowledge) -> frozenset[str]:
+def therapy_order_members(resources: Iterable[Resource], knowledge: Knowledge,
+                          medications: Medications = _NO_MEDICATIONS) -> frozenset[str]:
     """References (``ServiceRequest/sr-1``) of the resources the engine reads as part of a therapy
     order. Tools that pick orders out of a patient record (replay) ask this, so they and the
     engine never disagree about what a therapy order is."""
-    return frozenset(member for order in therapy_orders(resources, date.min, knowledge) for member in order.members)
+    return frozenset(member for order in therapy_orders(resources, date.min, knowledge, None, medications)
+                     for member in order.members)
+
+
+def _candidates(draft_orders: Iterable[Resource], knowledge: Knowledge,
+                medications: Medications) -> list[tuple[_Candidate | None, _Candidate | None]]:
+    procedures: list[_Candidate] = []
+    drugs: list[_Candidate] = []
+    for resource in draft_orders:
+        candidate = _candidate(resource, knowledge, medications) if isinstance(resource, dict) else None
+        if candidate is None:
+            continue
+        (drugs if resource.get("resourceType") == "MedicationRequest" else procedures).append(candidate)
+    return _pair(procedures, drugs)
+
+
+def therapy_order_groups(draft_orders: Iterable[Resource], knowledge: Knowledge,
+                         medications: Medications = _NO_MEDICATIONS) -> list[tuple[Resource, ...]]:
+    """The resources of each therapy order, found the way :func:`therapy_orders` finds them but
+    without reading anything else, so it is safe on raw, unvalidated drafts."""
+    return [tuple(c.resource for c in pair if c is not None) for pair in _candidates(draft_orders, knowledge, medications)]
 
 
 def therapy_orders(draft_orders: Iterable[Resource], today: date, knowledge: Knowledge,
-                   weight_kg: float | None = None) -> tuple[TherapyOrder, ...]:
+                   weight_kg: float | None = None,
+                   medications: Medications = _NO_MEDICATIONS) -> tuple[TherapyOrder, ...]:
     """Every radioelement therapy order in the draft, in draft order."""
-    procedures: list[_Candidate] = []
-    medications: list[_Candidate] = []
-    for resource in draft_orders:
-        candidate = _candidate(resource, knowledge)
-        if candidate is None:
-            continue
-        (medications if resource.get("resourceType") == "MedicationRequest" else procedures).append(candidate)
-    return tuple(_build(procedure, medication, today, knowledge, weight_kg)
-                 for procedure, medication in _pair(procedures, medications))
+    return tuple(_build(procedure, medication, today, knowledge, weight_kg, medications)
+                 for procedure, medication in _candidates(draft_orders, knowledge, medications))

@@ -152,7 +152,8 @@ class FhirClient:
 def next_link(bundle: Resource) -> str | None:
     for link in bundle.get("link") or []:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            return link["url"]
+            url: str = link["url"]
+            return url
     return None
 
 

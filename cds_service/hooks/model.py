@@ -55,6 +55,9 @@ class HookCall:
     prefetch: Mapping[str, tuple[Resource, ...]] = field(default_factory=dict)
     unavailable: Mapping[str, str] = field(default_factory=dict)
     crd_configuration: Mapping[str, Any] = field(default_factory=dict)
+    # Medications a medicationReference may point to, by ``Medication/id``: from the draftOrders
+    # Bundle, the prefetch or the EHR's FHIR server (``contained`` ones are read from the order).
+    medications: Mapping[str, Resource] = field(default_factory=dict)
     cache: CallCache = field(default_factory=CallCache, compare=False, repr=False)
 
     def resources(self, resource_type: str) -> tuple[Resource, ...]:
@@ -86,3 +89,16 @@ class Guidance:
     # The prefetch keys the decisions actually read; None means "all of them". The plumbing
     # names only these on its "checks could not run" card, so an unused key is not noise.
     prefetch_keys_read: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """Which draft orders are the service's to judge, found from the draft orders alone.
+
+    ``members`` are positions in ``draftOrders.entry`` of the resources that make up therapy
+    orders (for order-select: the selected ones); empty means "not ours": no FHIR request, no
+    validation, no card. ``prefetch_keys`` are the keys the decisions on them can read.
+    """
+
+    members: frozenset[int] = frozenset()
+    prefetch_keys: frozenset[str] = frozenset()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from urllib.parse import quote
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
@@ -17,13 +18,18 @@ from cds_service.fhir.client import Deadline, FhirClient, UrlGuard
 from cds_service.fhir.parsing import InvalidFhir
 from cds_service.hooks import envelope
 from cds_service.hooks.catalog import CHECKS_BY_KEY, MAX_CARDS_OPTION, ServiceDefinition
-from cds_service.hooks.model import SERVICE_LABEL, Guidance, HookCall
+from cds_service.fhir.client import FhirError
+from cds_service.hooks.model import SERVICE_LABEL, Guidance, HookCall, Relevance
 from cds_service.hooks.prefetch import resolve_prefetch
 from cds_service.knowledge import Knowledge
-from cds_service.knowledge.vocabulary import CHECKS_UNAVAILABLE_CARD, CRD_CARD_TYPE_SYSTEM, CRD_CARD_TYPES
+from cds_service.knowledge.vocabulary import PREFETCH_KEYS, CHECKS_UNAVAILABLE_CARD, CRD_CARD_TYPE_SYSTEM, CRD_CARD_TYPES
 from cds_service.errors import ApiError
 
 Advise = Callable[[HookCall, Knowledge], Guidance]
+#: (draft entries as sent, Medications by reference, selections, order-select?, knowledge)
+Relevant = Callable[[tuple[dict[str, Any], ...], Mapping[str, Any], tuple[str, ...], bool, Knowledge], Relevance]
+#: Medications read from fhirServer for unresolved references, at most, per call.
+MAX_MEDICATION_READS = 10
 
 
 
@@ -87,10 +93,18 @@ def apply_card_configuration(cards: list[dict[str, Any]], service: ServiceDefini
 class HookHandler:
     """Runs service calls with the settings, knowledge and engine it was built with."""
 
-    def __init__(self, settings: Settings, knowledge: Knowledge, advise: Advise) -> None:
+    def __init__(self, settings: Settings, knowledge: Knowledge, advise: Advise,
+                 relevant: Relevant | None = None) -> None:
         self.settings = settings
         self.knowledge = knowledge
         self.advise = advise
+        self.relevant = relevant
+
+    def _relevance(self, entries: tuple[dict[str, Any], ...], medications: Mapping[str, Any],
+                   selections: tuple[str, ...], light: bool) -> Relevance:
+        if self.relevant is None:  # no relevance test wired: every draft is ours, every key read
+            return Relevance(frozenset(range(len(entries))), frozenset(PREFETCH_KEYS))
+        return self.relevant(entries, medications, selections, light, self.knowledge)
 
     def _client_factory(self, body: dict[str, Any], url_guard: UrlGuard | None) -> Callable[[], FhirClient] | None:
         server = body.get("fhirServer")
@@ -113,18 +127,58 @@ class HookHandler:
         return make
 
     def handle(self, service: ServiceDefinition, body: Any, url_guard: UrlGuard | None = None) -> CallOutcome:
+        """Relevance first: the draft orders alone (and the Medications they reference) say
+        whether any is a therapy order; if none is, the answer is no card, with no FHIR request,
+        no validation and no 4xx about orders that are not ours."""
         envelope.check_envelope(service, body)
-        orders = envelope.draft_orders(body)
-        selections = envelope.check_selections(body, orders)
+        entries = envelope.draft_entries(body)
+        selections = envelope.check_selections(body, entries)
         context = body["context"]
+        light = service.hook == "order-select"
 
         started = time.perf_counter()
+        factory = self._client_factory(body, url_guard)
+        client: FhirClient | None = None
+
+        def shared_client() -> FhirClient:
+            """One client, so the Medication reads and the prefetch fallback share one budget."""
+            nonlocal client
+            if client is None:
+                assert factory is not None
+                client = factory()
+            return client
+
+        raw_prefetch = body.get("prefetch") if isinstance(body.get("prefetch"), dict) else {}
+        medications = envelope.medications_in([*entries, *raw_prefetch.values()])
+        relevance = self._relevance(entries, medications, selections, light)
+        # order-select speaks only about the selected drafts, so only their Medications are worth a read
+        unselected = frozenset(index for index, entry in enumerate(entries)
+                               if light and f"{entry.get('resourceType')}/{entry.get('id')}" not in selections)
+        wanted = envelope.unresolved_medication_ids(entries, medications, relevance.members | unselected)
+        if wanted and factory is not None:
+            for ident in wanted[:MAX_MEDICATION_READS]:
+                try:
+                    found = shared_client().fetch(f"Medication/{quote(ident, safe='')}")
+                except FhirError:
+                    continue  # unreadable: the order stays unrecognised, as without a fhirServer
+                medications.update(envelope.medications_in(found))
+            relevance = self._relevance(entries, medications, selections, light)
+        if not relevance.members:
+            return CallOutcome(body={"cards": []}, fetch_ms=(time.perf_counter() - started) * 1000)
+        orders = envelope.draft_orders(entries, relevance.members, lenient=light)
+        if light and len(orders) < len(entries):
+            # an incomplete selected draft was set aside: judge what is left
+            relevance = self._relevance(orders, medications, selections, light)
+            if not relevance.members:
+                return CallOutcome(body={"cards": []}, fetch_ms=(time.perf_counter() - started) * 1000)
+
         prefetched = resolve_prefetch(
             service.prefetch,
             context,
             body.get("prefetch"),
-            self._client_factory(body, url_guard),
+            shared_client if factory is not None else None,
             self.settings.fhir_total_budget,
+            fetchable=relevance.prefetch_keys,
         )
         fetch_ms = (time.perf_counter() - started) * 1000
         if self.settings.strict_fhir:
@@ -143,6 +197,7 @@ class HookHandler:
             unavailable=prefetched.unavailable,
             today=datetime.now(timezone.utc).date(),
             crd_configuration=(body.get("extension") or {}).get("davinci-crd.configuration") or {},
+            medications=medications,
         )
         started = time.perf_counter()
         try:

@@ -76,12 +76,15 @@ def resolve_prefetch(
     prefetch: Mapping[str, Any] | None,
     client_factory: Callable[[], FhirClient] | None,
     budget_seconds: float,
+    fetchable: frozenset[str] | None = None,
 ) -> PrefetchResult:
     """Collect every template's data from the request or from the FHIR server.
 
     ``client_factory`` is None when the request gave no ``fhirServer``; then whatever was not
     prefetched is unavailable. Keys whose template cannot be filled here (no encounterId) are
-    simply not applicable and are neither fetched nor reported.
+    simply not applicable and are neither fetched nor reported. When ``fetchable`` is given, keys
+    outside it are read from the request if sent and otherwise left alone: the decision never
+    reads them, so they are neither fetched nor reported.
     """
     prefetch = prefetch or {}
     resources: dict[str, tuple[Resource, ...]] = {}
@@ -102,6 +105,8 @@ def resolve_prefetch(
             reason = value
         else:
             reason = "not prefetched"
+        if fetchable is not None and key not in fetchable:
+            continue
         if client_factory is None:
             unavailable[key] = f"{reason}, and no fhirServer was given to fetch it from"
         else:

@@ -69,6 +69,8 @@ def _new_expectation(result: Result) -> dict[str, Any]:
         expect["error_contains"] = old["error_contains"]
     if "card_count" in old:
         expect["card_count"] = len(result.cards)
+    if "fhir_requests" in old:
+        expect["fhir_requests"] = result.fhir_requests
     return expect
 
 

@@ -33,7 +33,7 @@ FIXTURE_KEYS = {
     "content_type", "method", "fhir", "expect", "generated_from", "recorded_at",
     "recorded_fhir_server", "tags", "known_issue",
 }
-EXPECT_KEYS = {"status", "decisions", "error_contains", "card_count"}
+EXPECT_KEYS = {"status", "decisions", "error_contains", "card_count", "fhir_requests"}
 
 # ${today}, ${today-30}, ${today+90}: dates relative to the day of the replay, so fixtures about
 # "imaging within 90 days" or "a 77750 done last month" do not go stale as the calendar moves on.
@@ -114,6 +114,10 @@ def _check_expect(expect: Any) -> dict[str, Any]:
         raise FixtureError("expect.error_contains must be a string")
     if "card_count" in expect and (not isinstance(expect["card_count"], int) or expect["card_count"] < 0):
         raise FixtureError("expect.card_count must be a whole number")
+    if "fhir_requests" in expect:
+        count = expect["fhir_requests"]
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise FixtureError("expect.fhir_requests must be a whole number")
     if "decisions" in expect:
         decisions = expect["decisions"]
         if not isinstance(decisions, list):

@@ -197,6 +197,11 @@ class Runner:
                 return result
         if fixture.expect is not None:
             result.differences = compare_response(fixture.expect, reply.status, reply.body, reply.text)
+            wanted = fixture.expect.get("fhir_requests")
+            if wanted is not None and fhir_requests != wanted:
+                result.differences.append(Difference(
+                    "fhir_requests", wanted, fhir_requests, None,
+                    f"expected {wanted} request(s) to the FHIR server, got {fhir_requests}"))
             result.outcome = "failed" if result.differences else "passed"
             if fixture.known_issue and result.differences:
                 # the expectation is the right answer; the service is known not to give it yet

@@ -132,11 +132,22 @@ def test_draft_order_without_id_is_422(client):
     assert response.status_code == 422 and "id" in response.get_json()["error"]
 
 
-def test_unknown_resource_type_is_422(client):
-    body = therapy_request()
+def test_a_draft_that_is_not_ours_is_not_judged(client):
+    """Relevance first: an entry that is not a therapy order (here not even a FHIR type) is the
+    EHR's business; the therapy order beside it is still decided."""
+    body = therapy_request(prefetch=full_prefetch(list(ORDER_SIGN_PREFETCH)))
     body["context"]["draftOrders"]["entry"].append({"resource": {"resourceType": "Madeup", "id": "x"}})
     response = client.post(SIGN, json=body)
-    assert response.status_code == 422 and "Madeup" in response.get_json()["error"]
+    assert response.status_code == 200, response.get_json()
+    orders = [d["order"] for d in response.get_json()["extension"]["cds-service.decisions"]]
+    assert orders and "Madeup/x" not in orders
+
+
+def test_a_malformed_therapy_order_is_still_422(client):
+    body = therapy_request()
+    body["context"]["draftOrders"]["entry"][0]["resource"]["status"] = "not-a-status"
+    response = client.post(SIGN, json=body)
+    assert response.status_code == 422 and "status" in response.get_json()["error"]
 
 
 def test_no_stack_trace_on_internal_error(make_app, monkeypatch):
