@@ -17,13 +17,9 @@ from urllib.parse import quote
 from cds_service.knowledge.plain_words import (
     DEFAULT_LANGUAGE, PlainWords, default_plain_words, patient_language,
 )
-from cds_service.knowledge.vocabulary import CRD_CARD_TYPE_SYSTEM, CRD_CARD_TYPES
-
-#: ``extension["cds-service.card-type"]`` of this card (declared in the vocabulary once integrated).
-PATIENT_EXPLANATION_CARD = "patient-explanation"
-#: The Da Vinci CRD card type it travels under, so ``davinci-crd.configuration`` can switch it off:
-#: a reminder to the clinician, like the documentation card, not a coding recommendation.
-PATIENT_EXPLANATION_TOPIC = "clinical-reminder"
+from cds_service.knowledge.vocabulary import (
+    CRD_CARD_TYPE_SYSTEM, CRD_CARD_TYPES, PATIENT_EXPLANATION_CARD, PATIENT_EXPLANATION_TOPIC,
+)
 
 #: The library languages' names in English, for the clinician reading the card (the library's own
 #: ``Language.name`` is the name in that language, shown beside it).
@@ -114,8 +110,7 @@ def patient_explanation_card(code: str, patient: Mapping[str, Any] | None, *, as
         },
     }
     if base_url:
-        label = texts.languages[used].labels.in_simple_words if used in texts.languages else "In simple words"
-        card["links"] = [{"label": f"CPT {code} in the code library: {label} ({ENGLISH_NAMES.get(used, used)})",
+        card["links"] = [{"label": f"CPT {code} in the code library, in {_language_name(used, texts)}",
                           "url": library_url(base_url, code, used), "type": "absolute"}]
     return card
 
