@@ -7,7 +7,7 @@ decide each order (:mod:`decision`), then render cards and the CRD systemAction 
 
 from __future__ import annotations
 
-from cds_service.engine.cards import code_card, documentation_card, edit_cards
+from cds_service.engine.cards import code_card, documentation_card, edit_cards, order_label
 from cds_service.engine.coverage import coverage_actions
 from cds_service.engine.decision import Decision, decide_all
 from cds_service.engine.fhirdata import code_keys, reference
@@ -16,6 +16,7 @@ from cds_service.engine.orders import therapy_order_groups, therapy_orders
 from cds_service.engine.patient import body_weight, patient_facts
 from typing import Any, Mapping, Sequence
 
+from cds_service.engine.patient_card import find_patient, patient_explanation_card
 from cds_service.hooks.model import SERVICE_LABEL, Guidance, HookCall, Relevance
 from cds_service.knowledge import Knowledge
 from cds_service.knowledge.vocabulary import CORE_PREFETCH_KEYS, DOC_DEPENDS_ON, WEIGHT_PREFETCH_KEY
@@ -93,13 +94,21 @@ def advise(call: HookCall, knowledge: Knowledge) -> Guidance:
     label = next((c.payer_name for c in patient.coverages if c.payer_name), None) or SERVICE_LABEL
     cards = []
     for decision in decisions:
-        cards.append(code_card(decision, knowledge, label, light))
+        cards.append(code_card(decision, knowledge, label, light, call.base_url))
         if light:
             continue
         documentation = documentation_card(decision, knowledge, label)
         if documentation:
             cards.append(documentation)
         cards.extend(edit_cards(decision, knowledge, label))
+    if not light:  # last, so ``max-cards`` drops the explanations before any coding advice
+        person = find_patient(call.resources("Patient"), call.patient_id)
+        for decision in decisions:
+            explanation = patient_explanation_card(
+                decision.code, person, associated=decision.order.members, order_label=order_label(decision, knowledge),
+                source_label=label, base_url=call.base_url)
+            if explanation:
+                cards.append(explanation)
     actions = [] if light else coverage_actions(decisions, patient.coverages, call.today, knowledge)
     return Guidance(cards=cards, system_actions=actions,
                     decisions=[decision.as_json(light) for decision in decisions],

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 from cds_service.engine.decision import Decision
+from cds_service.engine.patient_card import library_url
 from cds_service.hooks.model import SERVICE_LABEL
 from cds_service.knowledge.model import Knowledge
 from cds_service.knowledge.systems import CPT_URI
@@ -31,6 +32,8 @@ OVERRIDE_REASONS = (
 REFERENCE_URL = "https://www.cms.gov/medicare/payment/fee-schedules/physician/pfs-relative-value-files"
 REFERENCE_LABEL = "CMS physician fee schedule relative value files (global period and PC/TC indicator)"
 SUMMARY_LIMIT = 139
+# What the code card's first link opens: this service's own page for the recommended code.
+LIBRARY_LABEL = "descriptor, guidelines, modifiers, documentation checklist, plain words in ten languages"
 
 
 
@@ -134,7 +137,9 @@ def _code_detail(decision: Decision, knowledge: Knowledge) -> str:
     return "\n\n".join(lines)
 
 
-def code_card(decision: Decision, knowledge: Knowledge, source_label: str, light: bool = False) -> dict[str, Any]:
+def code_card(decision: Decision, knowledge: Knowledge, source_label: str, light: bool = False,
+              base_url: str | None = None) -> dict[str, Any]:
+    """The order's code card; with ``base_url`` its first link is the recommended code's library page."""
     order = decision.order
     clean = decision.code_matches and not decision.missing and not decision.warnings and not decision.choice.uncertain
     if decision.code_matches:
@@ -154,6 +159,9 @@ def code_card(decision: Decision, knowledge: Knowledge, source_label: str, light
         card["overrideReasons"] = [{"system": OVERRIDE_SYSTEM, "code": code, "display": display}
                                    for code, display in OVERRIDE_REASONS]
     card["links"] = [{"label": REFERENCE_LABEL, "url": REFERENCE_URL, "type": "absolute"}]
+    if base_url:
+        card["links"].insert(0, {"label": f"CPT {decision.code} in the code library: {LIBRARY_LABEL}",
+                                 "url": library_url(base_url, decision.code), "type": "absolute"})
     return card
 
 

@@ -52,7 +52,7 @@ ORDER_SELECT_PREFETCH: dict[str, str] = {
 
 # What each prefetch key lets the service check, for the card that says what could not run.
 CHECKS_BY_KEY: Mapping[str, str] = {
-    "patient": "patient demographics (weight-based activity)",
+    "patient": "patient demographics and preferred language (weight-based activity, patient explanation)",
     "conditions": "diagnosis, indication and diagnosis sequencing",
     "observations": "staging and performance status",
     "reports": "imaging before and after therapy",
@@ -72,7 +72,8 @@ CHECKS_BY_KEY: Mapping[str, str] = {
 CARD_TYPE_OPTIONS: Mapping[str, str] = {
     "therapy-alternatives-opt": "Cards that recommend a different CPT code for the order",
     "guideline": "Cards that confirm the ordered code fits",
-    "clinical-reminder": "Cards that list missing documentation or checks that could not run",
+    "clinical-reminder": ("Cards that list missing documentation or checks that could not run, and the words "
+                          "to explain the treatment to the patient in their language"),
     "claim": "Cards about claim edits: global period, bundling, deleted codes, modifiers, diagnosis order",
     "off-guideline": "Cards saying the agent's labelled indication is not on the problem list",
 }

@@ -58,6 +58,9 @@ class HookCall:
     # Medications a medicationReference may point to, by ``Medication/id``: from the draftOrders
     # Bundle, the prefetch or the EHR's FHIR server (``contained`` ones are read from the order).
     medications: Mapping[str, Resource] = field(default_factory=dict)
+    #: The service's absolute public base URL (``CDS_PUBLIC_BASE_URL``, else the request's own),
+    #: for links to the code library; None when the call did not come over HTTP.
+    base_url: str | None = None
     cache: CallCache = field(default_factory=CallCache, compare=False, repr=False)
 
     def resources(self, resource_type: str) -> tuple[Resource, ...]:

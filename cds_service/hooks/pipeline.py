@@ -126,10 +126,12 @@ class HookHandler:
 
         return make
 
-    def handle(self, service: ServiceDefinition, body: Any, url_guard: UrlGuard | None = None) -> CallOutcome:
+    def handle(self, service: ServiceDefinition, body: Any, url_guard: UrlGuard | None = None,
+               request_base_url: str | None = None) -> CallOutcome:
         """Relevance first: the draft orders alone (and the Medications they reference) say
         whether any is a therapy order; if none is, the answer is no card, with no FHIR request,
-        no validation and no 4xx about orders that are not ours."""
+        no validation and no 4xx about orders that are not ours. ``request_base_url`` is the URL
+        the request came in on, for the library links (``CDS_PUBLIC_BASE_URL`` wins when set)."""
         envelope.check_envelope(service, body)
         entries = envelope.draft_entries(body)
         selections = envelope.check_selections(body, entries)
@@ -198,6 +200,7 @@ class HookHandler:
             today=datetime.now(timezone.utc).date(),
             crd_configuration=(body.get("extension") or {}).get("davinci-crd.configuration") or {},
             medications=medications,
+            base_url=(self.settings.public_base_url or request_base_url or "").rstrip("/") or None,
         )
         started = time.perf_counter()
         try:

@@ -81,8 +81,11 @@ CRD_CARD_TYPES: Mapping[str, str] = {
     "off-guideline": "Off guideline",
 }
 #: This service's own card kinds (``extension["cds-service.card-type"]``, a metrics label).
-CARD_KINDS: tuple[str, ...] = ("code", "documentation", "edit", "checks-unavailable")
-CODE_CARD, DOCUMENTATION_CARD, EDIT_CARD, CHECKS_UNAVAILABLE_CARD = CARD_KINDS
+CARD_KINDS: tuple[str, ...] = ("code", "documentation", "edit", "checks-unavailable", "patient-explanation")
+CODE_CARD, DOCUMENTATION_CARD, EDIT_CARD, CHECKS_UNAVAILABLE_CARD, PATIENT_EXPLANATION_CARD = CARD_KINDS
+#: The CRD card type the patient-explanation card travels under (so an EHR can switch it off):
+#: a reminder to the clinician, like the documentation card, not a coding recommendation.
+PATIENT_EXPLANATION_TOPIC = "clinical-reminder"
 
 # -- time windows (their lengths are data: ``rules.toml [windows]``) ---------------------------------
 WINDOWS: tuple[str, ...] = ("follow_up_days", "plan_start_grace_days", "before_treatment_days",

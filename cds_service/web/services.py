@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from cds_service.hooks.catalog import SERVICES_BY_ID, ServiceDefinition
 from cds_service.hooks.pipeline import CallOutcome, HookHandler
@@ -58,7 +58,7 @@ def call_service(service_id: str) -> Response:
             record_request(record_dir, service.id, body)
         handler: HookHandler = current_app.extensions["cds_handler"]
         url_guard = current_app.extensions["cds_url_guard_for"](caller)
-        outcome = handler.handle(service, body, url_guard=url_guard)
+        outcome = handler.handle(service, body, url_guard=url_guard, request_base_url=request.url_root)
         # the calling EHR's vendor profile (issuer file "profile"); the audit row keeps what was sent
         outcome.body = shape_response(outcome.body, get_profile(caller.profile if caller else None),
                                       caller.link_hosts if caller else ())

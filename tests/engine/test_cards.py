@@ -48,7 +48,9 @@ def check_card(card: dict) -> None:
 
 def test_clean_order_gets_one_short_info_card():
     guidance = run([service_request(text=PLEURAL, quantity=DOSE, reason=["C34.90", "J91.0"])], lung_chart())
-    assert len(guidance.cards) == 1
+    # one coding card; the patient-explanation card follows it (the words, not advice)
+    kinds = [card["extension"]["cds-service.card-type"] for card in guidance.cards]
+    assert kinds == ["code", "patient-explanation"]
     card = guidance.cards[0]
     check_card(card)
     assert card["indicator"] == "info" and "suggestions" not in card

@@ -111,5 +111,9 @@ def test_oracle_keeps_only_registered_links(vendor_results):
     assert any(c.get("links") for c in body["cards"])
     unregistered = shape_response(body, get_profile("oracle"))
     assert not any(c.get("links") for c in unregistered["cards"])
-    registered = shape_response(body, get_profile("oracle"), CMS)
+    registered = shape_response(body, get_profile("oracle"), (*CMS, "localhost"))
     assert [c.get("links") for c in registered["cards"]] == [c.get("links") for c in body["cards"]]
+    # the service's own library page is a link like any other: kept only when its host is registered
+    external = shape_response(body, get_profile("oracle"), CMS)
+    kept = [link["url"] for c in external["cards"] for link in c.get("links", [])]
+    assert kept and all(url.startswith("https://www.cms.gov/") for url in kept)
