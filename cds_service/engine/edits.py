@@ -39,6 +39,10 @@ def indication_met(order: TherapyOrder, patient: PatientFacts, knowledge: Knowle
 def deleted_code(order: TherapyOrder, knowledge: Knowledge) -> Warning | None:
     info = knowledge.codes.get(order.ordered_code or "")
     if info and info.deleted:
+        if info.replacement_note:
+            # No source names a successor: say so rather than pass a stand-in off as "the" replacement.
+            return Warning("deleted-code", f"CPT {info.code} was deleted and is no longer payable; no published "
+                           f"replacement was found in the sources this service uses. {info.replacement_note}")
         return Warning("deleted-code", f"CPT {info.code} was deleted and is no longer payable; "
                        f"current codes: {', '.join(info.replaced_by)}.")
     return None

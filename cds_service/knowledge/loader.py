@@ -261,6 +261,7 @@ def _load_codes(data: dict[str, Any], checks: _Checks) -> dict[str, CodeInfo]:
             codes[code] = CodeInfo(code=code, descriptor=descriptor or "", kind=kind or "related",
                                    status=status or "active", global_days=global_days, pctc=pctc,
                                    replaced_by=checks.strings(entry, "replaced_by", where, required=deleted),
+                                   replacement_note=checks.get(entry, "replacement_note", where, required=False),
                                    sources=sources, techniques=techniques,
                                    dose_rate=checks.get(entry, "dose_rate", where, required=False, choices=DOSE_RATES),
                                    )

@@ -33,6 +33,7 @@ class CodeInfo:
     global_days: str | None = None
     pctc: int | None = None
     replaced_by: tuple[str, ...] = ()
+    replacement_note: str | None = None  # deleted code whose replacement no source names
     sources: tuple[str, ...] = ()
     techniques: tuple[str, ...] = ()
     dose_rate: str | None = None

@@ -55,6 +55,7 @@ class CodeEntry(_Fact):
     global_days: str | None = None
     pctc: int | None = None
     replaced_by: list[str] | None = None
+    replacement_note: str | None = None
     techniques: list[str] | None = None
     dose_rate: str | None = None
 

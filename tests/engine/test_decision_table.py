@@ -185,3 +185,20 @@ def test_deleted_code_is_replaced_and_offers_replacements():
     assert got["recommendedCode"] == "77799"
     assert got["alternatives"] == ["77778"]
     assert "deleted-code" in got["warnings"]
+
+
+@pytest.mark.parametrize("text, count_code", [
+    ("Interstitial I-125 seed implant, 8 seeds", "77799"),
+    ("Interstitial Pd-103 seed implant, 60 seeds", "77778"),
+    ("Interstitial Cs-131 seed implant 3 seeds", "77799"),
+])
+def test_nuclide_mass_number_is_never_the_source_count(text, count_code):
+    # Issue 17: "I-125 ... 8 seeds" is 8 sources, not 125 (which would steer to the complex 77778).
+    got = decision_for([service_request(cpt="77777", text=text, reason=["C61"])])
+    assert got["recommendedCode"] == count_code
+
+
+def test_nuclide_alone_gives_no_count():
+    from cds_service.engine.orders import _COUNT
+    assert _COUNT.search("I-125 seeds, Pd103 sources, Cs 131 seeds") is None
+    assert _COUNT.search("Ir-192 HDR via 2 channels").group(1) == "2"

@@ -141,3 +141,12 @@ def test_modifier_warning_follows_the_recommended_code():
     got = only_decision(run([service_request(cpt="77750-26", text="Insertion of tandem and ovoids for brachytherapy",
                                              reason=["C53.9"])], []))
     assert got["recommendedCode"] == "57155" and "modifier-not-applicable" in got["warnings"]
+
+
+def test_deleted_code_without_published_replacement_says_so():
+    # Issue 17, C3b: no source names a successor of 77776; the card must not pretend one does.
+    guidance = run([service_request(cpt="77776", text="LDR interstitial I-125 seed implant", reason=["C61"])], [])
+    details = " ".join(card.get("detail", "") for card in guidance.cards)
+    assert "no published replacement" in details
+    sourced = run([service_request(cpt="77777", text="LDR interstitial I-125 seed implant", reason=["C61"])], [])
+    assert "no published replacement" not in " ".join(card.get("detail", "") for card in sourced.cards)
