@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
 
 from cds_service.knowledge.model import (
+    CancerSignals,
     Agent, Applicator, CodeInfo, CodeKey, CodeRule, Condition, DocItem, DocRule, Indication, Knowledge, Matcher,
     ModifierRule, PayerPolicy, Route, Site, Source, Supply, SupplyUnit, Windows,
 )
@@ -419,6 +420,7 @@ def _load_evidence(data: dict[str, Any], checks: _Checks) -> dict[str, Any]:
         return checks.pattern(entry, where) or re.compile(r"(?!x)x")
 
     return {
+        "cancer": _cancer_signals(data, checks, text_pattern),
         "evidence": evidence,
         "malignancy_prefixes": prefixes,
         "sequencing_codes": frozenset(sequencing),
@@ -433,6 +435,56 @@ def _load_evidence(data: dict[str, Any], checks: _Checks) -> dict[str, Any]:
         "insertion_text": text_pattern("insertion_text"),
         "in_place_text": text_pattern("in_place_text"),
     }
+
+
+_CANCER_ROLES = frozenset({"primary", "secondary"})
+_EXTENSION_ROLES = frozenset({"histology", "related-primary"})
+_BEHAVIOURS = frozenset({"malignant", "never"})
+
+
+def _cancer_signals(data: dict[str, Any], checks: _Checks,
+                    text_pattern: Callable[[str], re.Pattern[str]]) -> CancerSignals:
+    """The mCODE tables of evidence.toml: profile and category roles, the histology extension,
+    ICD-O-3 behaviour digits, SNOMED morphologies and the verification statuses that never count."""
+    def roles(table: str, key: str, choices: Collection[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for where, entry in _entries(data, table, "evidence.toml", checks):
+            checks.sourced(entry, where)
+            value = checks.get(entry, key, where)
+            role = checks.get(entry, "role", where, choices=choices)
+            if value and role:
+                out[value] = role
+        return out
+
+    extensions = roles("cancer_condition_extension", "url", _EXTENSION_ROLES)
+    behaviour = data.get("histology_behaviour") or {}
+    checks.sourced(behaviour, "evidence.toml histology_behaviour")
+    morphology: dict[str, str] = {}
+    for where, entry in _entries(data, "morphology", "evidence.toml", checks):
+        checks.sourced(entry, where)
+        code = checks.get(entry, "snomed", where)
+        kind = checks.get(entry, "behaviour", where, choices=_BEHAVIOURS)
+        if code and kind:
+            morphology[code] = kind
+    verification = data.get("condition_verification_never") or {}
+    checks.sourced(verification, "evidence.toml condition_verification_never")
+    malignant = frozenset(checks.strings(behaviour, "malignant", "evidence.toml histology_behaviour", required=True))
+    never = frozenset(checks.strings(behaviour, "never", "evidence.toml histology_behaviour", required=True))
+    if malignant & never:
+        checks.fail("evidence.toml histology_behaviour", "a behaviour digit cannot be both malignant and never")
+    return CancerSignals(
+        roles_by_profile=roles("cancer_condition_profile", "url", _CANCER_ROLES),
+        roles_by_category=roles("cancer_condition_category", "snomed", _CANCER_ROLES),
+        histology_extensions=frozenset(url for url, role in extensions.items() if role == "histology"),
+        icdo3_systems=frozenset(checks.strings(behaviour, "icdo3_systems", "evidence.toml histology_behaviour",
+                                               required=True)),
+        malignant_behaviour=malignant,
+        never_behaviour=never,
+        morphology=morphology,
+        in_situ_text=text_pattern("in_situ_text"),
+        never_verification=frozenset(checks.strings(verification, "codes",
+                                                    "evidence.toml condition_verification_never", required=True)),
+    )
 
 
 def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks

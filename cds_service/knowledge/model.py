@@ -220,6 +220,28 @@ class Matcher:
         return None
 
 
+_NEVER_MATCHES = re.compile(r"(?!x)x")
+
+
+@dataclass(frozen=True)
+class CancerSignals:
+    """How a Condition says "cancer" beyond its code (mCODE, evidence.toml; issue 20).
+
+    A histology behaviour of benign, uncertain or in situ vetoes the Condition; a malignant
+    histology or the secondary-cancer role is a signal; the primary-cancer role alone is not.
+    """
+
+    roles_by_profile: Mapping[str, str] = field(default_factory=dict)  # profile URL → primary | secondary
+    roles_by_category: Mapping[str, str] = field(default_factory=dict)  # SNOMED category → role
+    histology_extensions: frozenset[str] = frozenset()
+    icdo3_systems: frozenset[str] = frozenset()
+    malignant_behaviour: frozenset[str] = frozenset()  # ICD-O-3 behaviour digits
+    never_behaviour: frozenset[str] = frozenset()
+    morphology: Mapping[str, str] = field(default_factory=dict)  # SNOMED morphology → malignant | never
+    in_situ_text: re.Pattern[str] = _NEVER_MATCHES
+    never_verification: frozenset[str] = frozenset({"refuted", "entered-in-error"})
+
+
 @dataclass(frozen=True)
 class Knowledge:
     """All coding knowledge, validated and indexed. Immutable; shared by every request."""
@@ -274,6 +296,7 @@ class Knowledge:
     directory: str = ""
     #: Every fact's key (file, entry) → its source keys, so tests can prove each fact is sourced.
     provenance: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    cancer: CancerSignals = field(default_factory=CancerSignals)
 
     def is_evidence(self, group: str, system: str | None, code: str | None) -> bool:
         return bool(system and code) and (system, code) in self.evidence.get(group, frozenset())

@@ -152,6 +152,32 @@ class TextPattern(_Fact):
     text: str
 
 
+class CancerProfileEntry(_Fact):
+    url: str
+    role: str
+    versions: list[str] | None = None
+
+
+class CancerCategoryEntry(_Fact):
+    snomed: str
+    role: str
+
+
+class HistologyBehaviourEntry(_Fact):
+    icdo3_systems: list[str]
+    malignant: list[str]
+    never: list[str]
+
+
+class MorphologyEntry(_Fact):
+    snomed: str
+    behaviour: str
+
+
+class CodesEntry(_Fact):
+    codes: list[str]
+
+
 class EvidenceFile(_Strict):
     meta: Meta
     evidence: dict[str, EvidenceGroup] = Field(default_factory=dict)
@@ -166,6 +192,13 @@ class EvidenceFile(_Strict):
     insertion_text: TextPattern | None = None
     in_place_text: TextPattern | None = None
     hospital_outpatient: TextPattern | None = None
+    cancer_condition_profile: list[CancerProfileEntry] = Field(default_factory=list)
+    cancer_condition_category: list[CancerCategoryEntry] = Field(default_factory=list)
+    cancer_condition_extension: list[CancerProfileEntry] = Field(default_factory=list)
+    histology_behaviour: HistologyBehaviourEntry | None = None
+    morphology: list[MorphologyEntry] = Field(default_factory=list)
+    in_situ_text: TextPattern | None = None
+    condition_verification_never: CodesEntry | None = None
 
 
 # -- documentation.toml -------------------------------------------------------------------------

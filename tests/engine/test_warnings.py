@@ -150,3 +150,13 @@ def test_deleted_code_without_published_replacement_says_so():
     assert "no published replacement" in details
     sourced = run([service_request(cpt="77777", text="LDR interstitial I-125 seed implant", reason=["C61"])], [])
     assert "no published replacement" not in " ".join(card.get("detail", "") for card in sourced.cards)
+
+
+def test_provisional_or_differential_cancer_does_not_document_the_diagnosis():
+    from engine_builders import condition as make_condition
+    draft = [service_request(text=PLEURAL, reason=["J91.0"])]
+    for status in ("provisional", "differential", "unconfirmed"):
+        suspected = make_condition("c-1", "C34.90")
+        suspected["verificationStatus"] = {"coding": [{"code": status}]}
+        assert "diagnosis" in only_decision(run(draft, [suspected]))["missingDocumentation"]
+    assert "diagnosis" not in only_decision(run(draft, [make_condition("c-1", "C34.90")]))["missingDocumentation"]
