@@ -87,7 +87,9 @@ def supply_lines(order: TherapyOrder, code: str, knowledge: Knowledge) -> tuple[
         else:
             note = "the order states no activity; state it in MBq or mCi to compute billing units"
         return (SupplyLine(agent.supply.code, None, unit, note),)
-    return (SupplyLine(agent.supply.code, round_units(activity.mci * rule.units_per_mci), unit),)
+    rounding = knowledge.unit_rounding
+    return (SupplyLine(agent.supply.code, round_units(activity.mci * rule.units_per_mci, rounding), unit,
+                       rounding.note),)
 
 
 def decision_sources(order: TherapyOrder, choice: CodeChoice, knowledge: Knowledge) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
 
 from cds_service.knowledge.model import (
-    CancerSignals,
+    CancerSignals, UnitRounding,
     Agent, Applicator, CodeInfo, CodeKey, CodeRule, Condition, DocItem, DocRule, Indication, Knowledge, Matcher,
     ModifierRule, PayerPolicy, Route, Site, Source, Supply, SupplyUnit, Windows,
 )
@@ -235,6 +235,7 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
         sealed_dose_rate_default=rate_default,
         directory=str(directory),
         provenance=dict(checks.provenance),
+        unit_rounding=_unit_rounding(data["rules"], checks),
         **evidence_parts,
     )
 
@@ -662,6 +663,22 @@ def _conditions(when: Any, where: str, facts: Mapping[str, Fact], tables: Mappin
                 checks.fail(at, "an empty list never holds")
             out.append(Condition(fact=name, one_of=tuple(value for value in values if value_ok(value))))
     return tuple(out)
+
+
+def _unit_rounding(data: dict[str, Any], checks: _Checks) -> UnitRounding:
+    entry = data.get("unit_rounding") or {}
+    where = "rules.toml unit_rounding"
+    checks.sourced(entry, where)
+    direction = checks.get(entry, "direction", where, choices=("up", "half-up")) or "up"
+    tolerance = checks.get(entry, "tolerance", where, (int, float))
+    minimum = checks.get(entry, "minimum", where, int)
+    if tolerance is not None and not 0 <= tolerance < 0.01:
+        checks.fail(where, "'tolerance' must be between 0 and 0.01 of a unit")
+    if minimum is not None and minimum < 0:
+        checks.fail(where, "'minimum' cannot be negative")
+    return UnitRounding(direction=direction, tolerance=float(tolerance if tolerance is not None else 1e-6),
+                        minimum=minimum if minimum is not None else 1,
+                        note=checks.get(entry, "note", where, required=False))
 
 
 def _load_rules(data: dict[str, Any], codes: dict[str, CodeInfo], sites: Mapping[str, Site],

@@ -189,6 +189,16 @@ class SupplyUnit:
 
 
 @dataclass(frozen=True)
+class UnitRounding:
+    """How computed billing units become whole (rules.toml ``[unit_rounding]``)."""
+
+    direction: str = "up"  # up: next highest unit (CMS) | half-up
+    tolerance: float = 1e-6  # a float error below this never bills one unit more
+    minimum: int = 1
+    note: str | None = None  # card text on a computed supply line
+
+
+@dataclass(frozen=True)
 class Windows:
     """The time windows, in days (rules.toml ``[windows]``)."""
 
@@ -297,6 +307,7 @@ class Knowledge:
     #: Every fact's key (file, entry) → its source keys, so tests can prove each fact is sourced.
     provenance: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     cancer: CancerSignals = field(default_factory=CancerSignals)
+    unit_rounding: UnitRounding = field(default_factory=UnitRounding)
 
     def is_evidence(self, group: str, system: str | None, code: str | None) -> bool:
         return bool(system and code) and (system, code) in self.evidence.get(group, frozenset())

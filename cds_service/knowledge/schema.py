@@ -309,8 +309,16 @@ class SupplyUnitEntry(_Fact):
     fixed_units: int | None = None
 
 
+class UnitRoundingEntry(_Fact):
+    direction: str
+    tolerance: float
+    minimum: int
+    note: str
+
+
 class RulesFile(_Strict):
     meta: Meta
+    unit_rounding: UnitRoundingEntry | None = None
     windows: Windows | None = None
     sealed_dose_rate_default: DoseRateDefault | None = None
     rule: list[RuleEntry] = Field(default_factory=list)
