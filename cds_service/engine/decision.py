@@ -132,13 +132,17 @@ def decide_all(orders: tuple[TherapyOrder, ...], other_codes: tuple[str, ...], p
         choice = choices[order.reference]
         others = [code for ref, codes in billed.items() if ref != order.reference for code in codes] + list(other_codes)
         required = documentation.required_keys(choice.code, order, knowledge, choice.alternatives)
+        gaps = documentation.missing(required, order, patient, knowledge, follow_ups[order.reference])
+        if choice.gaps:  # facts the decision row needed and the order does not state (skin HDR)
+            required = documentation.in_published_order(required + choice.gaps, knowledge)
+            gaps = documentation.in_published_order(gaps + choice.gaps, knowledge)
         decisions.append(Decision(
             order=order,
             choice=choice,
             modifiers=modifiers(choice.code, patient.setting, payer, knowledge),
             supply=supply_lines(order, choice.code, knowledge),
             required=required,
-            missing=documentation.missing(required, order, patient, knowledge, follow_ups[order.reference]),
+            missing=gaps,
             warnings=edits.warnings(choice.code, order, patient, others, knowledge),
             sources=decision_sources(order, choice, knowledge),
             knowledge_version=knowledge.version,

@@ -42,6 +42,12 @@ def required_keys(code: str, order: TherapyOrder, knowledge: Knowledge,
     return tuple(key for key in knowledge.doc_items if key in wanted)
 
 
+def in_published_order(keys: Iterable[str], knowledge: Knowledge) -> tuple[str, ...]:
+    """Each key once, in the published key order, so gap lists are stable."""
+    wanted = set(keys)
+    return tuple(key for key in knowledge.doc_items if key in wanted)
+
+
 def _within(dates: Iterable[date | None], low: date, high: date) -> bool:
     return any(d is not None and low <= d <= high for d in dates)
 

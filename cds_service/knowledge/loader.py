@@ -496,8 +496,9 @@ def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks
         # `phase` (pre or post) is documentation for the reader; which keys apply after a completed
         # procedure is said by the `post` lists of the [[rule]] entries.
         checks.get(entry, "phase", where, choices={"pre", "post"})
+        order_fact = checks.get(entry, "order_fact", where, required=False, choices=set(ORDER_FACTS))
         item = DocItem(key=key or "", label=checks.get(entry, "label", where) or "",
-                       evidence=checks.get(entry, "evidence", where) or "")
+                       evidence=checks.get(entry, "evidence", where) or "", order_fact=order_fact)
         checks.sourced(entry, where)
         if key:
             items[key] = item
@@ -713,9 +714,13 @@ def _load_rules(data: dict[str, Any], codes: dict[str, CodeInfo], sites: Mapping
         for placeholder in re.findall(r"{([^{}]*)}", reason):
             if placeholder not in ORDER_FACTS:
                 checks.fail(where, f"reason names {{{placeholder}}}, which is not a fact")
+        gaps = checks.strings(entry, "gaps", where)
+        for gap in gaps:
+            if gap not in DOC_KEYS:
+                checks.fail(where, f"gap {gap!r} is not a documentation key")
         rules.append(CodeRule(id=key, when=when, code=None if keep is True else code, alternatives=alternatives,
                               reason=reason, uncertain=checks.get(entry, "uncertain", where, required=False),
-                              sources=checks.sourced(entry, where)))
+                              sources=checks.sourced(entry, where), gaps=gaps))
     if not rules:
         checks.fail("rules.toml", "the decision table [[rule]] is empty")
     elif rules[-1].when:

@@ -98,6 +98,7 @@ class DocItem:
     key: str
     label: str
     evidence: str
+    order_fact: str | None = None  # an item asked by a decision row: missing while this order fact is unknown
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ class CodeRule:
     reason: str = ""
     uncertain: str | None = None
     sources: tuple[str, ...] = ()
+    gaps: tuple[str, ...] = ()  # documentation keys this row asks for while their order fact is unknown
 
     def holds(self, facts: Mapping[str, Scalar | None]) -> bool:
         return all(condition.holds(facts.get(condition.fact)) for condition in self.when)

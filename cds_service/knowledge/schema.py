@@ -207,6 +207,7 @@ class DocItemEntry(_Fact):
     label: str
     evidence: str
     phase: str
+    order_fact: str | None = None
 
 
 class DocRuleEntry(_Fact):
@@ -295,6 +296,7 @@ class RuleEntry(_Fact):
     alternatives: list[str] | None = None
     reason: str
     uncertain: str | None = None
+    gaps: list[str] | None = None
 
 
 class ModifierEntry(_Fact):

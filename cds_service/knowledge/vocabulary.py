@@ -26,6 +26,7 @@ WEIGHT_PREFETCH_KEY = "observations"
 # -- documentation keys (``missingDocumentation``), in the order cards and decisions list them --
 DOC_KEYS: tuple[str, ...] = (
     "diagnosis", "indication", "staging", "radioelement", "activity", "route", "body-site",
+    "lesion-size", "channel-count",  # skin HDR: raised by the decision row when the fact could change the code
     "pre-imaging", "performance-status", "follow-up-plan",
     "response-assessment", "adverse-events", "post-imaging", "follow-up-notes",
 )
