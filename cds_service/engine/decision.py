@@ -67,11 +67,17 @@ class Decision:
         return out
 
 
-def supply_lines(order: TherapyOrder, code: str, knowledge: Knowledge) -> tuple[SupplyLine, ...]:
-    """The separately billed radiopharmaceutical and its units (per mCi, per µCi, or per dose)."""
+def supply_lines(order: TherapyOrder, code: str, knowledge: Knowledge,
+                 setting: str | None = None) -> tuple[SupplyLine, ...]:
+    """The separately billed radiopharmaceutical and its units (per mCi, per µCi, or per dose).
+
+    A supply code limited to some settings (a hospital-outpatient C-code) is never asserted
+    without evidence of that setting."""
     agent = knowledge.agents.get(order.agent or "")
     info = knowledge.codes.get(code)
     if agent is None or agent.supply is None or info is None or info.kind != "unsealed":
+        return ()
+    if agent.supply.settings and setting not in agent.supply.settings:
         return ()
     unit = agent.supply.unit
     rule = knowledge.supply_units[unit]
@@ -140,7 +146,7 @@ def decide_all(orders: tuple[TherapyOrder, ...], other_codes: tuple[str, ...], p
             order=order,
             choice=choice,
             modifiers=modifiers(choice.code, patient.setting, payer, knowledge),
-            supply=supply_lines(order, choice.code, knowledge),
+            supply=supply_lines(order, choice.code, knowledge, patient.setting),
             required=required,
             missing=gaps,
             warnings=edits.warnings(choice.code, order, patient, others, knowledge),

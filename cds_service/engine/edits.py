@@ -133,9 +133,11 @@ def modifier_not_applicable(code: str, order: TherapyOrder, knowledge: Knowledge
     if info is None or info.pctc not in knowledge.pctc_without_split or not order.ordered_modifiers:
         return None
     modifiers = " and ".join(order.ordered_modifiers)
+    meaning = knowledge.pctc_meaning.get(info.pctc)
     return Warning("modifier-not-applicable",
                    f"Remove modifier {modifiers}: CPT {code} has no professional/technical split "
-                   f"(PC/TC indicator {info.pctc}), so it is billed whole, without 26 or TC.")
+                   f"(PC/TC indicator {info.pctc}{': ' + meaning if meaning else ''}), "
+                   "so it is billed without 26 or TC.")
 
 
 def warnings(code: str, order: TherapyOrder, patient: PatientFacts, other_codes: Iterable[str],

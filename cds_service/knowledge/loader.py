@@ -236,6 +236,7 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
         directory=str(directory),
         provenance=dict(checks.provenance),
         unit_rounding=_unit_rounding(data["rules"], checks),
+        pctc_meaning=_pctc_meaning(data["edits"], no_split, checks),
         **evidence_parts,
     )
 
@@ -284,8 +285,15 @@ def _load_agents(data: dict[str, Any], checks: _Checks) -> tuple[dict[str, Agent
             raw = entry["supply"] if isinstance(entry["supply"], dict) else {}
             code = checks.get(raw, "code", f"{where} supply")
             unit = checks.get(raw, "unit", f"{where} supply", choices=SUPPLY_UNITS)
+            settings = checks.strings(raw, "settings", f"{where} supply")
+            for setting in settings:
+                if setting not in SETTINGS:
+                    checks.fail(f"{where} supply", f"setting {setting!r} is not one of {', '.join(sorted(SETTINGS))}")
+            if settings:
+                # A setting limit is a billing fact of its own and needs its own source.
+                checks.sourced({"source": raw.get("settings_source")}, f"{where} supply settings")
             if code and unit:
-                supply = Supply(code=code, unit=unit)
+                supply = Supply(code=code, unit=unit, settings=settings)
         agent = Agent(
             key=key or "",
             name=checks.get(entry, "name", where) or "",
@@ -572,6 +580,21 @@ def _load_edits(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Check
     if 1 in no_split:
         checks.fail(where, "indicator 1 is the one that takes 26/TC; it cannot be listed without a split")
     return pairs, lookback, frozenset(no_split), global_days, frozenset(global_kinds)
+
+
+def _pctc_meaning(data: dict[str, Any], no_split: frozenset[int], checks: _Checks) -> dict[int, str]:
+    """The plain meaning of each PC/TC indicator that takes no 26/TC; every one needs its words."""
+    where = "edits.toml modifier_split.meaning"
+    raw = (data.get("modifier_split") or {}).get("meaning") or {}
+    meaning: dict[int, str] = {}
+    for key, text in raw.items():
+        if not (isinstance(key, str) and key.isdigit() and isinstance(text, str) and text.strip()):
+            checks.fail(where, f"{key!r} must be an indicator digit with its meaning as text")
+            continue
+        meaning[int(key)] = text
+    for indicator in sorted(no_split - set(meaning)):
+        checks.fail(where, f"indicator {indicator} has no meaning")
+    return meaning
 
 
 def _load_payers(data: dict[str, Any], checks: _Checks) -> tuple[PayerPolicy, dict[str, PayerPolicy]]:

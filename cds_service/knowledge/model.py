@@ -47,6 +47,7 @@ class CodeInfo:
 class Supply:
     code: str
     unit: str  # per-mCi | per-uCi | per-dose | per-source
+    settings: tuple[str, ...] = ()  # billed only in these settings (empty: any); unknown setting: not billed
 
 
 @dataclass(frozen=True)
@@ -310,6 +311,8 @@ class Knowledge:
     provenance: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     cancer: CancerSignals = field(default_factory=CancerSignals)
     unit_rounding: UnitRounding = field(default_factory=UnitRounding)
+    #: CMS PC/TC indicator → what it means, for the modifier-not-applicable card (edits.toml).
+    pctc_meaning: Mapping[int, str] = field(default_factory=dict)
 
     def is_evidence(self, group: str, system: str | None, code: str | None) -> bool:
         return bool(system and code) and (system, code) in self.evidence.get(group, frozenset())

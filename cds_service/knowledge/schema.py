@@ -69,6 +69,8 @@ class CodesFile(_Strict):
 class SupplyEntry(_Strict):
     code: str
     unit: str
+    settings: list[str] | None = None
+    settings_source: Sourced | None = None
 
 
 class AgentEntry(_Fact):
@@ -233,6 +235,7 @@ class ModifierSplitEntry(_Fact):
     warning: str
     modifiers: Strings
     pctc_without_split: list[int]
+    meaning: dict[str, str] | None = None
 
 
 class GlobalPeriodEntry(_Fact):

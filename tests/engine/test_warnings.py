@@ -160,3 +160,17 @@ def test_provisional_or_differential_cancer_does_not_document_the_diagnosis():
         suspected["verificationStatus"] = {"coding": [{"code": status}]}
         assert "diagnosis" in only_decision(run(draft, [suspected]))["missingDocumentation"]
     assert "diagnosis" not in only_decision(run(draft, [make_condition("c-1", "C34.90")]))["missingDocumentation"]
+
+
+def test_modifier_card_names_what_the_pctc_indicator_means():
+    # Issue 17, C2g: the warning says what the indicator means, from edits.toml.
+    from dataclasses import replace
+    from datetime import date
+
+    from cds_service.engine.edits import modifier_not_applicable
+    from cds_service.engine.orders import therapy_orders
+    from engine_builders import knowledge
+    draft = [service_request(cpt="57155", text="Insertion of tandem and ovoids", reason=["C53.9"])]
+    order = replace(therapy_orders(draft, date.today(), knowledge())[0], ordered_modifiers=("26",))
+    warning = modifier_not_applicable("57155", order, knowledge())
+    assert warning is not None and "indicator 0: a physician service" in warning.detail
