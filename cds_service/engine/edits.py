@@ -92,6 +92,19 @@ def indication_mismatch(order: TherapyOrder, patient: PatientFacts, knowledge: K
         return Warning("indication-mismatch",
                        f"No active diagnosis matches a labelled indication of {agent.name}; "
                        "payers judge medical necessity for radiopharmaceuticals against the label.")
+    return label_conflict(order, patient, knowledge)
+
+
+def label_conflict(order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> Warning | None:
+    """The chart contradicts one of the agent's label requirements (documentation.toml): an excluded
+    diagnosis on file, or only a negative target scan."""
+    from cds_service.engine.documentation import requirement_conflict  # documentation imports this module
+    for item in knowledge.doc_items.values():
+        requirement = item.requirement
+        if (requirement is not None and order.agent in requirement.agents and requirement.conflict
+                and requirement_conflict(requirement, order, patient)):
+            agent = knowledge.agents[order.agent or ""]
+            return Warning("indication-mismatch", f"Check the indication for {agent.name}: {requirement.conflict}.")
     return None
 
 

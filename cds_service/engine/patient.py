@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from typing import Callable, Iterable, Iterator
 
 from cds_service.engine.facts import (
-    CarePlanFact, ConditionFact, CoverageFact, HistoryFact, PatientFacts, TherapyOrder,
+    CarePlanFact, CodedFact, ConditionFact, CoverageFact, HistoryFact, PatientFacts, ReportFact, TherapyOrder,
 )
 from cds_service.engine.fhirdata import (
     Resource, as_list, code_keys, first_date, for_patient, parse_date, ref_target, reference, texts,
@@ -309,6 +309,58 @@ def _history(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Knowle
     return tuple(facts)
 
 
+def _wants_requirements(orders: tuple[TherapyOrder, ...], knowledge: Knowledge) -> bool:
+    """Reading report words and coded procedures is needed only for an agent with a label requirement."""
+    agents = {order.agent for order in orders if order.agent}
+    return any(item.requirement is not None and item.requirement.agents & agents
+               for item in knowledge.doc_items.values())
+
+
+def _reports(call: HookCall, high: date) -> tuple[ReportFact, ...]:
+    """Every live report up to the latest order, with its words: a label requirement reads them."""
+    def when_of(resource: Resource) -> date | None:
+        return first_date(resource.get("effectiveDateTime"), resource.get("effectivePeriod"), resource.get("issued"))
+
+    def keep(resource: Resource) -> bool:
+        when = when_of(resource)
+        return resource.get("status") not in ("entered-in-error", "cancelled") and (when is None or when <= high)
+
+    facts = []
+    for resource in _selected(call, "DiagnosticReport", keep):
+        words = list(texts(resource.get("code"))) + list(texts(*as_list(resource.get("conclusionCode"))))
+        if isinstance(resource.get("conclusion"), str):
+            words.append(resource["conclusion"])
+        facts.append(ReportFact(when=when_of(resource), text=" ; ".join(words)))
+    return tuple(facts)
+
+
+def _procedures(call: HookCall, orders: tuple[TherapyOrder, ...], high: date) -> tuple[CodedFact, ...]:
+    """Completed Procedures (any code system) up to the latest order, not the orders themselves."""
+    own = {member for order in orders for member in order.members}
+
+    def when_of(resource: Resource) -> date | None:
+        return first_date(resource.get("performedDateTime"), resource.get("performedPeriod"))
+
+    def keep(resource: Resource) -> bool:
+        when = when_of(resource)
+        return (reference(resource) not in own and resource.get("status") == "completed"
+                and (when is None or when <= high))
+
+    return tuple(CodedFact(codes=tuple(_codes_of(r)), when=when_of(r)) for r in _selected(call, "Procedure", keep))
+
+
+def _stage_values(call: HookCall, knowledge: Knowledge) -> tuple[CodedFact, ...]:
+    """Staging Observations with their value words (a cM1b category reads "bone only")."""
+    facts = []
+    for resource in _observations(call, "staging", knowledge, date.min, date.max, True):
+        value = resource.get("valueCodeableConcept")
+        words = list(texts(value)) if isinstance(value, dict) else []
+        if isinstance(resource.get("valueString"), str):
+            words.append(resource["valueString"])
+        facts.append(CodedFact(codes=tuple(_codes_of(resource)), when=_observation_date(resource), value=" ; ".join(words)))
+    return tuple(facts)
+
+
 def _dated(call: HookCall, resource_type: str, low: date, high: date, date_of: Callable[[Resource], date | None],
            extra: Callable[[Resource], bool] = lambda r: True) -> tuple[date, ...]:
     def keep(resource: Resource) -> bool:
@@ -381,6 +433,7 @@ def patient_facts(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: K
     windows = knowledge.windows
     low, high = first - timedelta(days=windows.before_treatment_days), last + timedelta(days=windows.after_treatment_days)
     conditions = _conditions(call, orders, knowledge)
+    requirements = _wants_requirements(orders, knowledge)
     return PatientFacts(
         conditions=conditions,
         stage_dates=tuple(_observation_date(r) for r in _observations(call, "staging", knowledge, date.min, date.max, True)),
@@ -401,6 +454,9 @@ def patient_facts(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: K
         care_plans=_care_plans(call, orders, conditions, knowledge),
         follow_up_orders=_follow_up_orders(call, knowledge),
         history=_history(call, orders, knowledge, first - timedelta(days=knowledge.global_lookback_days), last),
+        reports=_reports(call, last) if requirements else (),
+        procedures=_procedures(call, orders, last) if requirements else (),
+        stage_values=_stage_values(call, knowledge) if requirements else (),
         setting=_setting(call, orders, knowledge),
         coverages=_coverages(call),
         weight_kg=weight_kg,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
 
 from cds_service.knowledge.model import (
-    CancerSignals, UnitRounding,
+    AgentRequirement, CancerSignals, UnitRounding,
     Agent, Applicator, CodeInfo, CodeKey, CodeRule, Condition, DocItem, DocRule, Indication, Knowledge, Matcher,
     ModifierRule, PayerPolicy, Route, Site, Source, Supply, SupplyUnit, Windows,
 )
@@ -185,7 +185,8 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
             if route not in routes:
                 checks.fail(f"agents.toml agent {agent.key!r}", f"route {route!r} is not defined in routes.toml")
     evidence_parts = _load_evidence(data["evidence"], checks)
-    doc_items, doc_by_kind, doc_by_code, body_site_kinds = _load_documentation(data["documentation"], codes, checks)
+    doc_items, doc_by_kind, doc_by_code, body_site_kinds = _load_documentation(data["documentation"], codes, checks,
+                                                                                  frozenset(agents))
     bundling, lookback, no_split, global_days, global_kinds = _load_edits(data["edits"], codes, checks)
     default_payer, payers = _load_payers(data["payers"], checks)
     code_rules, modifier_rules, supply_units, windows, rate_default = _load_rules(
@@ -496,7 +497,45 @@ def _cancer_signals(data: dict[str, Any], checks: _Checks,
     )
 
 
-def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks
+def _requirement(entry: dict[str, Any], where: str, agents: frozenset[str], checks: _Checks) -> AgentRequirement | None:
+    """The per-agent part of a documentation item, or None for a general item."""
+    listed = checks.strings(entry, "agents", where)
+    if not listed:
+        return None
+    for agent in listed:
+        if agent not in agents:
+            checks.fail(where, f"agent {agent!r} is not defined in agents.toml")
+    strength = checks.get(entry, "strength", where, choices={"required", "advice"}) or "required"
+
+    def pattern(key: str) -> re.Pattern[str] | None:
+        text = checks.get(entry, key, where, required=False)
+        if text is None:
+            return None
+        try:
+            return re.compile(text, re.IGNORECASE)
+        except re.error as error:
+            checks.fail(where, f"'{key}' is not a valid pattern: {error}")
+            return None
+
+    requirement = AgentRequirement(
+        agents=frozenset(listed), strength=strength,
+        report_text=pattern("report_text"), report_negation=pattern("report_negation"),
+        negation_conflicts=entry.get("negation_conflicts") is True,
+        window_days=checks.get(entry, "window_days", where, int, required=False),
+        procedure_hcpcs=frozenset(checks.strings(entry, "procedure_hcpcs", where)),
+        observation_loinc=frozenset(checks.strings(entry, "observation_loinc", where)),
+        observation_value_text=pattern("observation_value_text"),
+        conflict_icd10cm_prefixes=checks.strings(entry, "conflict_icd10cm_prefixes", where),
+        conflict=checks.get(entry, "conflict", where, required=False),
+    )
+    if not (requirement.report_text or requirement.procedure_hcpcs or requirement.observation_value_text):
+        checks.fail(where, "a per-agent item needs report_text, procedure_hcpcs or observation_value_text")
+    if (requirement.conflict_icd10cm_prefixes or requirement.negation_conflicts) and not requirement.conflict:
+        checks.fail(where, "a conflict needs its 'conflict' wording for the warning card")
+    return requirement
+
+
+def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks, agents: frozenset[str]
                         ) -> tuple[dict[str, DocItem], dict[str, DocRule], dict[str, DocRule], frozenset[str]]:
     items: dict[str, DocItem] = {}
     for where, entry in _entries(data, "item", "documentation.toml", checks):
@@ -506,7 +545,8 @@ def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks
         checks.get(entry, "phase", where, choices={"pre", "post"})
         order_fact = checks.get(entry, "order_fact", where, required=False, choices=set(ORDER_FACTS))
         item = DocItem(key=key or "", label=checks.get(entry, "label", where) or "",
-                       evidence=checks.get(entry, "evidence", where) or "", order_fact=order_fact)
+                       evidence=checks.get(entry, "evidence", where) or "", order_fact=order_fact,
+                       requirement=_requirement(entry, where, agents, checks))
         checks.sourced(entry, where)
         if key:
             items[key] = item

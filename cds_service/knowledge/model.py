@@ -100,6 +100,25 @@ class DocItem:
     label: str
     evidence: str
     order_fact: str | None = None  # an item asked by a decision row: missing while this order fact is unknown
+    requirement: AgentRequirement | None = None  # a per-agent label requirement and what satisfies it
+
+
+@dataclass(frozen=True)
+class AgentRequirement:
+    """What one agent's label asks for beyond the general items, and the chart evidence for it
+    (documentation.toml; issue 17). Advice items are never gaps."""
+
+    agents: frozenset[str]
+    strength: str  # required | advice
+    report_text: re.Pattern[str] | None = None
+    report_negation: re.Pattern[str] | None = None
+    negation_conflicts: bool = False
+    window_days: int | None = None
+    procedure_hcpcs: frozenset[str] = frozenset()
+    observation_loinc: frozenset[str] = frozenset()
+    observation_value_text: re.Pattern[str] | None = None
+    conflict_icd10cm_prefixes: tuple[str, ...] = ()
+    conflict: str | None = None
 
 
 @dataclass(frozen=True)

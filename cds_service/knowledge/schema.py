@@ -210,6 +210,17 @@ class DocItemEntry(_Fact):
     evidence: str
     phase: str
     order_fact: str | None = None
+    agents: list[str] | None = None
+    strength: str | None = None
+    report_text: str | None = None
+    report_negation: str | None = None
+    negation_conflicts: bool = False
+    window_days: int | None = None
+    procedure_hcpcs: list[str] | None = None
+    observation_loinc: list[str] | None = None
+    observation_value_text: str | None = None
+    conflict_icd10cm_prefixes: list[str] | None = None
+    conflict: str | None = None
 
 
 class DocRuleEntry(_Fact):
