@@ -7,9 +7,12 @@ supply units cannot be computed without it.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+
+from cds_service.knowledge.model import UnitRounding
 
 # Millicuries per one unit of each spelling (UCUM codes and common written forms).
 _MCI_PER_UNIT: dict[str, float] = {
@@ -84,6 +87,11 @@ def quantity_text(quantity: object) -> str | None:
     return f"{quantity['value']:g} {unit}".strip()
 
 
-def round_units(amount: float) -> int:
-    """Billing units are whole numbers rounded half up, never below one for a given dose."""
-    return max(1, int(Decimal(str(amount)).quantize(Decimal("1"), rounding=ROUND_HALF_UP)))
+def round_units(amount: float, rounding: UnitRounding = UnitRounding()) -> int:
+    """Whole billing units: CMS rounds a dose that is not a multiple of the descriptor up to the next
+    unit; a float error within the tolerance is not a fraction, and a dose is never below the minimum."""
+    if rounding.direction == "half-up":
+        whole = int(Decimal(str(amount)).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+    else:
+        whole = math.ceil(amount - rounding.tolerance)
+    return max(rounding.minimum, whole)

@@ -26,6 +26,7 @@ class CodeChoice:
     reason: str = ""
     uncertain: str | None = None  # what could not be verified (e.g. a channel count)
     rule: str = ""  # the id of the rules.toml row that chose the code
+    gaps: tuple[str, ...] = ()  # documentation keys the row asks for because a deciding fact is unknown
 
 
 def follow_up_evidenced(order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> bool:
@@ -100,7 +101,11 @@ def choose_code(order: TherapyOrder, facts: Facts, knowledge: Knowledge) -> Code
     if ordered and ordered.deleted:
         # A deleted code on the order: offer its current replacements beside the chosen code.
         alternatives += tuple(c for c in ordered.replaced_by if c != code and c not in alternatives)
-    return CodeChoice(code, alternatives, reason, rule.uncertain, rule.id)
+    # The row's gaps stand only while their order fact is unknown (a stated size is not a gap).
+    gaps = tuple(key for key in rule.gaps
+                 if (item := knowledge.doc_items.get(key)) is None or item.order_fact is None
+                 or facts.get(item.order_fact) is None)
+    return CodeChoice(code, alternatives, reason, rule.uncertain, rule.id, gaps)
 
 
 def modifiers(code: str, setting: str | None, payer: PayerPolicy, knowledge: Knowledge) -> tuple[str, ...]:

@@ -67,11 +67,17 @@ class Decision:
         return out
 
 
-def supply_lines(order: TherapyOrder, code: str, knowledge: Knowledge) -> tuple[SupplyLine, ...]:
-    """The separately billed radiopharmaceutical and its units (per mCi, per µCi, or per dose)."""
+def supply_lines(order: TherapyOrder, code: str, knowledge: Knowledge,
+                 setting: str | None = None) -> tuple[SupplyLine, ...]:
+    """The separately billed radiopharmaceutical and its units (per mCi, per µCi, or per dose).
+
+    A supply code limited to some settings (a hospital-outpatient C-code) is never asserted
+    without evidence of that setting."""
     agent = knowledge.agents.get(order.agent or "")
     info = knowledge.codes.get(code)
     if agent is None or agent.supply is None or info is None or info.kind != "unsealed":
+        return ()
+    if agent.supply.settings and setting not in agent.supply.settings:
         return ()
     unit = agent.supply.unit
     rule = knowledge.supply_units[unit]
@@ -87,7 +93,9 @@ def supply_lines(order: TherapyOrder, code: str, knowledge: Knowledge) -> tuple[
         else:
             note = "the order states no activity; state it in MBq or mCi to compute billing units"
         return (SupplyLine(agent.supply.code, None, unit, note),)
-    return (SupplyLine(agent.supply.code, round_units(activity.mci * rule.units_per_mci), unit),)
+    rounding = knowledge.unit_rounding
+    return (SupplyLine(agent.supply.code, round_units(activity.mci * rule.units_per_mci, rounding), unit,
+                       rounding.note),)
 
 
 def decision_sources(order: TherapyOrder, choice: CodeChoice, knowledge: Knowledge) -> tuple[str, ...]:
@@ -130,13 +138,17 @@ def decide_all(orders: tuple[TherapyOrder, ...], other_codes: tuple[str, ...], p
         choice = choices[order.reference]
         others = [code for ref, codes in billed.items() if ref != order.reference for code in codes] + list(other_codes)
         required = documentation.required_keys(choice.code, order, knowledge, choice.alternatives)
+        gaps = documentation.missing(required, order, patient, knowledge, follow_ups[order.reference])
+        if choice.gaps:  # facts the decision row needed and the order does not state (skin HDR)
+            required = documentation.in_published_order(required + choice.gaps, knowledge)
+            gaps = documentation.in_published_order(gaps + choice.gaps, knowledge)
         decisions.append(Decision(
             order=order,
             choice=choice,
             modifiers=modifiers(choice.code, patient.setting, payer, knowledge),
-            supply=supply_lines(order, choice.code, knowledge),
+            supply=supply_lines(order, choice.code, knowledge, patient.setting),
             required=required,
-            missing=documentation.missing(required, order, patient, knowledge, follow_ups[order.reference]),
+            missing=gaps,
             warnings=edits.warnings(choice.code, order, patient, others, knowledge),
             sources=decision_sources(order, choice, knowledge),
             knowledge_version=knowledge.version,

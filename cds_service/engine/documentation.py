@@ -14,7 +14,7 @@ from typing import Iterable
 
 from cds_service.engine.facts import PatientFacts, TherapyOrder
 from cds_service.engine import edits
-from cds_service.knowledge.model import Knowledge
+from cds_service.knowledge.model import AgentRequirement, Knowledge
 from cds_service.knowledge.vocabulary import DOC_DEPENDS_ON
 
 
@@ -36,9 +36,19 @@ def required_keys(code: str, order: TherapyOrder, knowledge: Knowledge,
         wanted.update(rule.keys)
         if order.completed:
             wanted.update(rule.post)
+    # The agent's own label requirements (required strength only: advice is never a gap).
+    wanted.update(key for key, item in knowledge.doc_items.items()
+                  if item.requirement is not None and item.requirement.strength == "required"
+                  and order.agent in item.requirement.agents)
     if ("body-site" in wanted and info is not None and info.kind == "unsealed" and order.route_kind is not None
             and order.route_kind not in knowledge.body_site_route_kinds):
         wanted.discard("body-site")  # a vein or the mouth needs no location
+    return tuple(key for key in knowledge.doc_items if key in wanted)
+
+
+def in_published_order(keys: Iterable[str], knowledge: Knowledge) -> tuple[str, ...]:
+    """Each key once, in the published key order, so gap lists are stable."""
+    wanted = set(keys)
     return tuple(key for key in knowledge.doc_items if key in wanted)
 
 
@@ -55,6 +65,43 @@ def benign_labelled_diagnosis(order: TherapyOrder, patient: PatientFacts, knowle
     codes = [(system, code) for condition in patient.conditions if not condition.malignant
              for system, code in condition.codes if code not in knowledge.sequencing_codes]
     return bool(codes) and all(any(edits.matches(item, codes) for item in group) for group in indication.requires)
+
+
+def requirement_met(requirement: AgentRequirement, order: TherapyOrder, patient: PatientFacts) -> bool:
+    """Evidence for a per-agent label requirement: a report that says it (not negated, within the
+    window), a completed procedure with one of its HCPCS codes, or a staging value that reads so."""
+    low = order.when - timedelta(days=requirement.window_days) if requirement.window_days is not None else date.min
+    if requirement.report_text is not None:
+        for report in patient.reports:
+            if report.when is not None and not low <= report.when <= order.when:
+                continue
+            if requirement.report_text.search(report.text) and not (
+                    requirement.report_negation and requirement.report_negation.search(report.text)):
+                return True
+    if requirement.procedure_hcpcs and any(
+            system == "hcpcs" and code in requirement.procedure_hcpcs and (when is None or when <= order.when)
+            for procedure in patient.procedures for system, code in procedure.codes for when in (procedure.when,)):
+        return True
+    if requirement.observation_value_text is not None:
+        for value in patient.stage_values:
+            if (any(system == "loinc" and code in requirement.observation_loinc for system, code in value.codes)
+                    and (value.when is None or low <= value.when <= order.when)
+                    and requirement.observation_value_text.search(value.value)):
+                return True
+    return False
+
+
+def requirement_conflict(requirement: AgentRequirement, order: TherapyOrder, patient: PatientFacts) -> bool:
+    """The chart contradicts the label: a listed active Condition, or only negated scans on file."""
+    if requirement.conflict_icd10cm_prefixes and any(
+            system == "icd10cm" and code.startswith(requirement.conflict_icd10cm_prefixes)
+            for condition in patient.conditions for system, code in condition.codes):
+        return True
+    if requirement.negation_conflicts and requirement.report_text and requirement.report_negation:
+        scans = [r for r in patient.reports if (r.when is None or r.when <= order.when)
+                 and requirement.report_text.search(r.text)]
+        return bool(scans) and all(requirement.report_negation.search(r.text) for r in scans)
+    return False
 
 
 def satisfied(key: str, order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge, follow_up: bool,
@@ -95,6 +142,11 @@ def satisfied(key: str, order: TherapyOrder, patient: PatientFacts, knowledge: K
         return _within(patient.imaging_dates, when + timedelta(days=1), after)
     if key == "follow-up-notes":
         return _within(patient.follow_up_visit_dates, when + timedelta(days=1), after)
+    item = knowledge.doc_items.get(key)
+    if item is not None and item.requirement is not None:
+        # A conflicting chart (visceral metastasis on file) can never state the requirement.
+        return (requirement_met(item.requirement, order, patient)
+                and not requirement_conflict(item.requirement, order, patient))
     raise KeyError(key)
 
 

@@ -39,6 +39,10 @@ def indication_met(order: TherapyOrder, patient: PatientFacts, knowledge: Knowle
 def deleted_code(order: TherapyOrder, knowledge: Knowledge) -> Warning | None:
     info = knowledge.codes.get(order.ordered_code or "")
     if info and info.deleted:
+        if info.replacement_note:
+            # No source names a successor: say so rather than pass a stand-in off as "the" replacement.
+            return Warning("deleted-code", f"CPT {info.code} was deleted and is no longer payable; no published "
+                           f"replacement was found in the sources this service uses. {info.replacement_note}")
         return Warning("deleted-code", f"CPT {info.code} was deleted and is no longer payable; "
                        f"current codes: {', '.join(info.replaced_by)}.")
     return None
@@ -88,6 +92,19 @@ def indication_mismatch(order: TherapyOrder, patient: PatientFacts, knowledge: K
         return Warning("indication-mismatch",
                        f"No active diagnosis matches a labelled indication of {agent.name}; "
                        "payers judge medical necessity for radiopharmaceuticals against the label.")
+    return label_conflict(order, patient, knowledge)
+
+
+def label_conflict(order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> Warning | None:
+    """The chart contradicts one of the agent's label requirements (documentation.toml): an excluded
+    diagnosis on file, or only a negative target scan."""
+    from cds_service.engine.documentation import requirement_conflict  # documentation imports this module
+    for item in knowledge.doc_items.values():
+        requirement = item.requirement
+        if (requirement is not None and order.agent in requirement.agents and requirement.conflict
+                and requirement_conflict(requirement, order, patient)):
+            agent = knowledge.agents[order.agent or ""]
+            return Warning("indication-mismatch", f"Check the indication for {agent.name}: {requirement.conflict}.")
     return None
 
 
@@ -129,9 +146,11 @@ def modifier_not_applicable(code: str, order: TherapyOrder, knowledge: Knowledge
     if info is None or info.pctc not in knowledge.pctc_without_split or not order.ordered_modifiers:
         return None
     modifiers = " and ".join(order.ordered_modifiers)
+    meaning = knowledge.pctc_meaning.get(info.pctc)
     return Warning("modifier-not-applicable",
                    f"Remove modifier {modifiers}: CPT {code} has no professional/technical split "
-                   f"(PC/TC indicator {info.pctc}), so it is billed whole, without 26 or TC.")
+                   f"(PC/TC indicator {info.pctc}{': ' + meaning if meaning else ''}), "
+                   "so it is billed without 26 or TC.")
 
 
 def warnings(code: str, order: TherapyOrder, patient: PatientFacts, other_codes: Iterable[str],

@@ -75,6 +75,23 @@ class HistoryFact:
 
 
 @dataclass(frozen=True)
+class ReportFact:
+    """An imaging report's words (code, text, conclusion) and date, for per-agent requirements."""
+
+    when: date | None
+    text: str
+
+
+@dataclass(frozen=True)
+class CodedFact:
+    """A completed Procedure's or a staging Observation's codes, value words and date."""
+
+    codes: tuple[CodeKey, ...]
+    when: date | None
+    value: str = ""
+
+
+@dataclass(frozen=True)
 class CoverageFact:
     reference: str
     payer_name: str | None
@@ -95,6 +112,9 @@ class PatientFacts:
     care_plans: tuple[CarePlanFact, ...] = ()
     follow_up_orders: tuple[date | None, ...] = ()
     history: tuple[HistoryFact, ...] = ()
+    reports: tuple[ReportFact, ...] = ()
+    procedures: tuple[CodedFact, ...] = ()
+    stage_values: tuple[CodedFact, ...] = ()
     setting: str | None = None
     coverages: tuple[CoverageFact, ...] = ()
     weight_kg: float | None = None

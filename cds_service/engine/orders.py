@@ -20,7 +20,11 @@ from cds_service.engine.fhirdata import (
 )
 from cds_service.knowledge.model import CodeInfo, CodeKey, Knowledge, Matcher
 
-_COUNT = re.compile(r"(\d+)\s*(?:channels?|sources?|seeds?|catheters?|needles?|dwell positions?)", re.IGNORECASE)
+# A count stands alone: a number glued to a nuclide symbol ("I-125 seeds", "Pd103 sources", "Cs 131")
+# is the mass number, never the number of sources.
+_COUNT = re.compile(
+    r"(?<![\w.-])(?<!(?-i:[A-Z][a-z]) )(?<!(?-i:\b[A-Z]) )(\d+)\s*(?:channels?|sources?|seeds?|catheters?|needles?|dwell positions?)",
+    re.IGNORECASE)
 _LESIONS = re.compile(r"(\d+)\s*lesions?", re.IGNORECASE)
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*cm\b", re.IGNORECASE)
 _COUNT_UNITS = re.compile(r"channel|source|seed|catheter|needle", re.IGNORECASE)

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from typing import Callable, Iterable, Iterator
 
 from cds_service.engine.facts import (
-    CarePlanFact, ConditionFact, CoverageFact, HistoryFact, PatientFacts, TherapyOrder,
+    CarePlanFact, CodedFact, ConditionFact, CoverageFact, HistoryFact, PatientFacts, ReportFact, TherapyOrder,
 )
 from cds_service.engine.fhirdata import (
     Resource, as_list, code_keys, first_date, for_patient, parse_date, ref_target, reference, texts,
@@ -22,7 +22,6 @@ from cds_service.hooks.model import HookCall
 from cds_service.knowledge.model import CodeKey, Knowledge
 
 _INACTIVE_CONDITION = {"inactive", "remission", "resolved"}
-_BAD_VERIFICATION = {"refuted", "entered-in-error"}
 _DONE_STATUSES = {"completed", "in-progress"}
 _LIVE_REQUEST = {"draft", "active", "on-hold", "completed"}
 # Encounters that are not a follow-up visit that took place: a planned visit has not happened yet.
@@ -73,6 +72,63 @@ def is_malignant(codes: Iterable[tuple[str, str]], knowledge: Knowledge) -> bool
     return False
 
 
+def _histology(resource: Resource, knowledge: Knowledge) -> str | None:
+    """"never" (benign, uncertain or in situ), "malignant" or None, from the histology extension.
+
+    ICD-O-3 morphologies carry the behaviour after the slash; a SNOMED morphology has the
+    behaviour listed in evidence.toml, or else is malignant unless its words say in situ.
+    """
+    signals = knowledge.cancer
+    found: str | None = None
+    for extension in as_list(resource.get("extension")):
+        if not isinstance(extension, dict) or extension.get("url") not in signals.histology_extensions:
+            continue
+        concept = extension.get("valueCodeableConcept") or {}
+        for coding in as_list(concept.get("coding") if isinstance(concept, dict) else None):
+            if not isinstance(coding, dict):
+                continue
+            code = str(coding.get("code") or "")
+            behaviour: str | None = None
+            if coding.get("system") in signals.icdo3_systems and "/" in code:
+                digit = code.split("/", 1)[1][:1]
+                behaviour = ("never" if digit in signals.never_behaviour
+                             else "malignant" if digit in signals.malignant_behaviour else None)
+            elif any(system == "snomed" for system, _ in code_keys({"coding": [coding]})):
+                words = " ".join(str(part) for part in (coding.get("display"), concept.get("text")) if part)
+                behaviour = signals.morphology.get(code) or (
+                    "never" if signals.in_situ_text.search(words) else "malignant")
+            if behaviour == "never":
+                return "never"  # a benign or in-situ histology vetoes the Condition whatever else it says
+            found = found or behaviour
+    return found
+
+
+def _cancer_roles(resource: Resource, knowledge: Knowledge) -> set[str]:
+    """mCODE roles (primary / secondary) the Condition claims by profile or category."""
+    signals = knowledge.cancer
+    meta = resource.get("meta")
+    profiles = as_list(meta.get("profile")) if isinstance(meta, dict) else []
+    roles = {signals.roles_by_profile[url] for url in profiles if url in signals.roles_by_profile}
+    roles.update(signals.roles_by_category[code] for category in as_list(resource.get("category"))
+                 for system, code in code_keys(category)
+                 if system == "snomed" and code in signals.roles_by_category)
+    return roles
+
+
+def documents_cancer(resource: Resource, knowledge: Knowledge) -> bool:
+    """Whether a (live, confirmed) Condition documents a malignancy (issue 20).
+
+    A malignant code, a malignant histology or the secondary-cancer role is enough; a benign,
+    uncertain or in-situ histology vetoes all three; the primary-cancer role alone never counts
+    (mCODE's primary value set also admits benign tumours).
+    """
+    histology = _histology(resource, knowledge)
+    if histology == "never":
+        return False
+    return (is_malignant(_codes_of(resource), knowledge) or histology == "malignant"
+            or "secondary" in _cancer_roles(resource, knowledge))
+
+
 def _indication_prefixes(orders: tuple[TherapyOrder, ...], knowledge: Knowledge) -> tuple[str, ...]:
     prefixes: list[str] = list(knowledge.sequencing_codes)
     for order in orders:
@@ -90,12 +146,13 @@ def _conditions(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Kno
                        for item in group if item.startswith("snomed:")}
 
     def keep(resource: Resource) -> bool:
-        if _verification(resource) in _BAD_VERIFICATION or _condition_status(resource) in _INACTIVE_CONDITION:
+        if (_verification(resource) in knowledge.cancer.never_verification
+                or _condition_status(resource) in _INACTIVE_CONDITION):
             return False
         if reference(resource) in wanted_refs:
             return True
         codes = _codes_of(resource)
-        return is_malignant(codes, knowledge) or any(
+        return documents_cancer(resource, knowledge) or any(
             (system == "icd10cm" and code.startswith(relevant)) or (system == "snomed" and code in snomed_relevant)
             for system, code in codes)
 
@@ -103,7 +160,7 @@ def _conditions(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Kno
     for resource in _selected(call, "Condition", keep):
         codes = tuple(_codes_of(resource))
         facts.append(ConditionFact(reference=reference(resource), codes=codes,
-                                   malignant=is_malignant(codes, knowledge),
+                                   malignant=documents_cancer(resource, knowledge),
                                    staged=any(stage.get("summary") or stage.get("assessment")
                                               for stage in as_list(resource.get("stage")) if isinstance(stage, dict))))
     return tuple(facts)
@@ -112,6 +169,16 @@ def _conditions(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Kno
 def _observation_date(resource: Resource) -> date | None:
     return first_date(resource.get("effectiveDateTime"), resource.get("effectivePeriod"),
                       resource.get("effectiveInstant"), resource.get("issued"))
+
+
+def _has_value(resource: Resource) -> bool:
+    """An Observation states something: a value (or a component's value) and no dataAbsentReason."""
+    if resource.get("dataAbsentReason"):
+        return False
+    if any(key.startswith("value") and resource[key] not in (None, "", {}) for key in resource):
+        return True
+    return any(isinstance(part, dict) and not part.get("dataAbsentReason") and any(key.startswith("value") for key in part)
+               for part in as_list(resource.get("component")))
 
 
 _OBSERVATION_GROUPS = ("body-weight", "staging", "performance-status", "disease-status")
@@ -126,6 +193,8 @@ def _observation_groups(call: HookCall, knowledge: Knowledge) -> dict[str, list[
         for resource in call.resources("Observation"):
             if resource.get("status") in ("entered-in-error", "cancelled") or not for_patient(resource, call.patient_id):
                 continue
+            if not _has_value(resource):
+                continue  # an ECOG or stage Observation with no value documents nothing (issue 20)
             codes = _codes_of(resource)
             for group in _OBSERVATION_GROUPS:
                 if any(knowledge.is_evidence(group, s, c) for s, c in codes):
@@ -240,6 +309,58 @@ def _history(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Knowle
     return tuple(facts)
 
 
+def _wants_requirements(orders: tuple[TherapyOrder, ...], knowledge: Knowledge) -> bool:
+    """Reading report words and coded procedures is needed only for an agent with a label requirement."""
+    agents = {order.agent for order in orders if order.agent}
+    return any(item.requirement is not None and item.requirement.agents & agents
+               for item in knowledge.doc_items.values())
+
+
+def _reports(call: HookCall, high: date) -> tuple[ReportFact, ...]:
+    """Every live report up to the latest order, with its words: a label requirement reads them."""
+    def when_of(resource: Resource) -> date | None:
+        return first_date(resource.get("effectiveDateTime"), resource.get("effectivePeriod"), resource.get("issued"))
+
+    def keep(resource: Resource) -> bool:
+        when = when_of(resource)
+        return resource.get("status") not in ("entered-in-error", "cancelled") and (when is None or when <= high)
+
+    facts = []
+    for resource in _selected(call, "DiagnosticReport", keep):
+        words = list(texts(resource.get("code"))) + list(texts(*as_list(resource.get("conclusionCode"))))
+        if isinstance(resource.get("conclusion"), str):
+            words.append(resource["conclusion"])
+        facts.append(ReportFact(when=when_of(resource), text=" ; ".join(words)))
+    return tuple(facts)
+
+
+def _procedures(call: HookCall, orders: tuple[TherapyOrder, ...], high: date) -> tuple[CodedFact, ...]:
+    """Completed Procedures (any code system) up to the latest order, not the orders themselves."""
+    own = {member for order in orders for member in order.members}
+
+    def when_of(resource: Resource) -> date | None:
+        return first_date(resource.get("performedDateTime"), resource.get("performedPeriod"))
+
+    def keep(resource: Resource) -> bool:
+        when = when_of(resource)
+        return (reference(resource) not in own and resource.get("status") == "completed"
+                and (when is None or when <= high))
+
+    return tuple(CodedFact(codes=tuple(_codes_of(r)), when=when_of(r)) for r in _selected(call, "Procedure", keep))
+
+
+def _stage_values(call: HookCall, knowledge: Knowledge) -> tuple[CodedFact, ...]:
+    """Staging Observations with their value words (a cM1b category reads "bone only")."""
+    facts = []
+    for resource in _observations(call, "staging", knowledge, date.min, date.max, True):
+        value = resource.get("valueCodeableConcept")
+        words = list(texts(value)) if isinstance(value, dict) else []
+        if isinstance(resource.get("valueString"), str):
+            words.append(resource["valueString"])
+        facts.append(CodedFact(codes=tuple(_codes_of(resource)), when=_observation_date(resource), value=" ; ".join(words)))
+    return tuple(facts)
+
+
 def _dated(call: HookCall, resource_type: str, low: date, high: date, date_of: Callable[[Resource], date | None],
            extra: Callable[[Resource], bool] = lambda r: True) -> tuple[date, ...]:
     def keep(resource: Resource) -> bool:
@@ -312,6 +433,7 @@ def patient_facts(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: K
     windows = knowledge.windows
     low, high = first - timedelta(days=windows.before_treatment_days), last + timedelta(days=windows.after_treatment_days)
     conditions = _conditions(call, orders, knowledge)
+    requirements = _wants_requirements(orders, knowledge)
     return PatientFacts(
         conditions=conditions,
         stage_dates=tuple(_observation_date(r) for r in _observations(call, "staging", knowledge, date.min, date.max, True)),
@@ -332,6 +454,9 @@ def patient_facts(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: K
         care_plans=_care_plans(call, orders, conditions, knowledge),
         follow_up_orders=_follow_up_orders(call, knowledge),
         history=_history(call, orders, knowledge, first - timedelta(days=knowledge.global_lookback_days), last),
+        reports=_reports(call, last) if requirements else (),
+        procedures=_procedures(call, orders, last) if requirements else (),
+        stage_values=_stage_values(call, knowledge) if requirements else (),
         setting=_setting(call, orders, knowledge),
         coverages=_coverages(call),
         weight_kg=weight_kg,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
 
 from cds_service.knowledge.model import (
+    AgentRequirement, CancerSignals, UnitRounding,
     Agent, Applicator, CodeInfo, CodeKey, CodeRule, Condition, DocItem, DocRule, Indication, Knowledge, Matcher,
     ModifierRule, PayerPolicy, Route, Site, Source, Supply, SupplyUnit, Windows,
 )
@@ -184,7 +185,8 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
             if route not in routes:
                 checks.fail(f"agents.toml agent {agent.key!r}", f"route {route!r} is not defined in routes.toml")
     evidence_parts = _load_evidence(data["evidence"], checks)
-    doc_items, doc_by_kind, doc_by_code, body_site_kinds = _load_documentation(data["documentation"], codes, checks)
+    doc_items, doc_by_kind, doc_by_code, body_site_kinds = _load_documentation(data["documentation"], codes, checks,
+                                                                                  frozenset(agents))
     bundling, lookback, no_split, global_days, global_kinds = _load_edits(data["edits"], codes, checks)
     default_payer, payers = _load_payers(data["payers"], checks)
     code_rules, modifier_rules, supply_units, windows, rate_default = _load_rules(
@@ -234,6 +236,8 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
         sealed_dose_rate_default=rate_default,
         directory=str(directory),
         provenance=dict(checks.provenance),
+        unit_rounding=_unit_rounding(data["rules"], checks),
+        pctc_meaning=_pctc_meaning(data["edits"], no_split, checks),
         **evidence_parts,
     )
 
@@ -261,6 +265,7 @@ def _load_codes(data: dict[str, Any], checks: _Checks) -> dict[str, CodeInfo]:
             codes[code] = CodeInfo(code=code, descriptor=descriptor or "", kind=kind or "related",
                                    status=status or "active", global_days=global_days, pctc=pctc,
                                    replaced_by=checks.strings(entry, "replaced_by", where, required=deleted),
+                                   replacement_note=checks.get(entry, "replacement_note", where, required=False),
                                    sources=sources, techniques=techniques,
                                    dose_rate=checks.get(entry, "dose_rate", where, required=False, choices=DOSE_RATES),
                                    )
@@ -281,8 +286,15 @@ def _load_agents(data: dict[str, Any], checks: _Checks) -> tuple[dict[str, Agent
             raw = entry["supply"] if isinstance(entry["supply"], dict) else {}
             code = checks.get(raw, "code", f"{where} supply")
             unit = checks.get(raw, "unit", f"{where} supply", choices=SUPPLY_UNITS)
+            settings = checks.strings(raw, "settings", f"{where} supply")
+            for setting in settings:
+                if setting not in SETTINGS:
+                    checks.fail(f"{where} supply", f"setting {setting!r} is not one of {', '.join(sorted(SETTINGS))}")
+            if settings:
+                # A setting limit is a billing fact of its own and needs its own source.
+                checks.sourced({"source": raw.get("settings_source")}, f"{where} supply settings")
             if code and unit:
-                supply = Supply(code=code, unit=unit)
+                supply = Supply(code=code, unit=unit, settings=settings)
         agent = Agent(
             key=key or "",
             name=checks.get(entry, "name", where) or "",
@@ -418,6 +430,7 @@ def _load_evidence(data: dict[str, Any], checks: _Checks) -> dict[str, Any]:
         return checks.pattern(entry, where) or re.compile(r"(?!x)x")
 
     return {
+        "cancer": _cancer_signals(data, checks, text_pattern),
         "evidence": evidence,
         "malignancy_prefixes": prefixes,
         "sequencing_codes": frozenset(sequencing),
@@ -434,7 +447,95 @@ def _load_evidence(data: dict[str, Any], checks: _Checks) -> dict[str, Any]:
     }
 
 
-def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks
+_CANCER_ROLES = frozenset({"primary", "secondary"})
+_EXTENSION_ROLES = frozenset({"histology", "related-primary"})
+_BEHAVIOURS = frozenset({"malignant", "never"})
+
+
+def _cancer_signals(data: dict[str, Any], checks: _Checks,
+                    text_pattern: Callable[[str], re.Pattern[str]]) -> CancerSignals:
+    """The mCODE tables of evidence.toml: profile and category roles, the histology extension,
+    ICD-O-3 behaviour digits, SNOMED morphologies and the verification statuses that never count."""
+    def roles(table: str, key: str, choices: Collection[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for where, entry in _entries(data, table, "evidence.toml", checks):
+            checks.sourced(entry, where)
+            value = checks.get(entry, key, where)
+            role = checks.get(entry, "role", where, choices=choices)
+            if value and role:
+                out[value] = role
+        return out
+
+    extensions = roles("cancer_condition_extension", "url", _EXTENSION_ROLES)
+    behaviour = data.get("histology_behaviour") or {}
+    checks.sourced(behaviour, "evidence.toml histology_behaviour")
+    morphology: dict[str, str] = {}
+    for where, entry in _entries(data, "morphology", "evidence.toml", checks):
+        checks.sourced(entry, where)
+        code = checks.get(entry, "snomed", where)
+        kind = checks.get(entry, "behaviour", where, choices=_BEHAVIOURS)
+        if code and kind:
+            morphology[code] = kind
+    verification = data.get("condition_verification_never") or {}
+    checks.sourced(verification, "evidence.toml condition_verification_never")
+    malignant = frozenset(checks.strings(behaviour, "malignant", "evidence.toml histology_behaviour", required=True))
+    never = frozenset(checks.strings(behaviour, "never", "evidence.toml histology_behaviour", required=True))
+    if malignant & never:
+        checks.fail("evidence.toml histology_behaviour", "a behaviour digit cannot be both malignant and never")
+    return CancerSignals(
+        roles_by_profile=roles("cancer_condition_profile", "url", _CANCER_ROLES),
+        roles_by_category=roles("cancer_condition_category", "snomed", _CANCER_ROLES),
+        histology_extensions=frozenset(url for url, role in extensions.items() if role == "histology"),
+        icdo3_systems=frozenset(checks.strings(behaviour, "icdo3_systems", "evidence.toml histology_behaviour",
+                                               required=True)),
+        malignant_behaviour=malignant,
+        never_behaviour=never,
+        morphology=morphology,
+        in_situ_text=text_pattern("in_situ_text"),
+        never_verification=frozenset(checks.strings(verification, "codes",
+                                                    "evidence.toml condition_verification_never", required=True)),
+    )
+
+
+def _requirement(entry: dict[str, Any], where: str, agents: frozenset[str], checks: _Checks) -> AgentRequirement | None:
+    """The per-agent part of a documentation item, or None for a general item."""
+    listed = checks.strings(entry, "agents", where)
+    if not listed:
+        return None
+    for agent in listed:
+        if agent not in agents:
+            checks.fail(where, f"agent {agent!r} is not defined in agents.toml")
+    strength = checks.get(entry, "strength", where, choices={"required", "advice"}) or "required"
+
+    def pattern(key: str) -> re.Pattern[str] | None:
+        text = checks.get(entry, key, where, required=False)
+        if text is None:
+            return None
+        try:
+            return re.compile(text, re.IGNORECASE)
+        except re.error as error:
+            checks.fail(where, f"'{key}' is not a valid pattern: {error}")
+            return None
+
+    requirement = AgentRequirement(
+        agents=frozenset(listed), strength=strength,
+        report_text=pattern("report_text"), report_negation=pattern("report_negation"),
+        negation_conflicts=entry.get("negation_conflicts") is True,
+        window_days=checks.get(entry, "window_days", where, int, required=False),
+        procedure_hcpcs=frozenset(checks.strings(entry, "procedure_hcpcs", where)),
+        observation_loinc=frozenset(checks.strings(entry, "observation_loinc", where)),
+        observation_value_text=pattern("observation_value_text"),
+        conflict_icd10cm_prefixes=checks.strings(entry, "conflict_icd10cm_prefixes", where),
+        conflict=checks.get(entry, "conflict", where, required=False),
+    )
+    if not (requirement.report_text or requirement.procedure_hcpcs or requirement.observation_value_text):
+        checks.fail(where, "a per-agent item needs report_text, procedure_hcpcs or observation_value_text")
+    if (requirement.conflict_icd10cm_prefixes or requirement.negation_conflicts) and not requirement.conflict:
+        checks.fail(where, "a conflict needs its 'conflict' wording for the warning card")
+    return requirement
+
+
+def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Checks, agents: frozenset[str]
                         ) -> tuple[dict[str, DocItem], dict[str, DocRule], dict[str, DocRule], frozenset[str]]:
     items: dict[str, DocItem] = {}
     for where, entry in _entries(data, "item", "documentation.toml", checks):
@@ -442,8 +543,10 @@ def _load_documentation(data: dict[str, Any], codes: dict[str, CodeInfo], checks
         # `phase` (pre or post) is documentation for the reader; which keys apply after a completed
         # procedure is said by the `post` lists of the [[rule]] entries.
         checks.get(entry, "phase", where, choices={"pre", "post"})
+        order_fact = checks.get(entry, "order_fact", where, required=False, choices=set(ORDER_FACTS))
         item = DocItem(key=key or "", label=checks.get(entry, "label", where) or "",
-                       evidence=checks.get(entry, "evidence", where) or "")
+                       evidence=checks.get(entry, "evidence", where) or "", order_fact=order_fact,
+                       requirement=_requirement(entry, where, agents, checks))
         checks.sourced(entry, where)
         if key:
             items[key] = item
@@ -517,6 +620,21 @@ def _load_edits(data: dict[str, Any], codes: dict[str, CodeInfo], checks: _Check
     if 1 in no_split:
         checks.fail(where, "indicator 1 is the one that takes 26/TC; it cannot be listed without a split")
     return pairs, lookback, frozenset(no_split), global_days, frozenset(global_kinds)
+
+
+def _pctc_meaning(data: dict[str, Any], no_split: frozenset[int], checks: _Checks) -> dict[int, str]:
+    """The plain meaning of each PC/TC indicator that takes no 26/TC; every one needs its words."""
+    where = "edits.toml modifier_split.meaning"
+    raw = (data.get("modifier_split") or {}).get("meaning") or {}
+    meaning: dict[int, str] = {}
+    for key, text in raw.items():
+        if not (isinstance(key, str) and key.isdigit() and isinstance(text, str) and text.strip()):
+            checks.fail(where, f"{key!r} must be an indicator digit with its meaning as text")
+            continue
+        meaning[int(key)] = text
+    for indicator in sorted(no_split - set(meaning)):
+        checks.fail(where, f"indicator {indicator} has no meaning")
+    return meaning
 
 
 def _load_payers(data: dict[str, Any], checks: _Checks) -> tuple[PayerPolicy, dict[str, PayerPolicy]]:
@@ -611,6 +729,22 @@ def _conditions(when: Any, where: str, facts: Mapping[str, Fact], tables: Mappin
     return tuple(out)
 
 
+def _unit_rounding(data: dict[str, Any], checks: _Checks) -> UnitRounding:
+    entry = data.get("unit_rounding") or {}
+    where = "rules.toml unit_rounding"
+    checks.sourced(entry, where)
+    direction = checks.get(entry, "direction", where, choices=("up", "half-up")) or "up"
+    tolerance = checks.get(entry, "tolerance", where, (int, float))
+    minimum = checks.get(entry, "minimum", where, int)
+    if tolerance is not None and not 0 <= tolerance < 0.01:
+        checks.fail(where, "'tolerance' must be between 0 and 0.01 of a unit")
+    if minimum is not None and minimum < 0:
+        checks.fail(where, "'minimum' cannot be negative")
+    return UnitRounding(direction=direction, tolerance=float(tolerance if tolerance is not None else 1e-6),
+                        minimum=minimum if minimum is not None else 1,
+                        note=checks.get(entry, "note", where, required=False))
+
+
 def _load_rules(data: dict[str, Any], codes: dict[str, CodeInfo], sites: Mapping[str, Site],
                 applicators: Mapping[str, Applicator], checks: _Checks
                 ) -> tuple[tuple[CodeRule, ...], tuple[ModifierRule, ...], dict[str, SupplyUnit], Windows, dict[str, str]]:
@@ -643,9 +777,13 @@ def _load_rules(data: dict[str, Any], codes: dict[str, CodeInfo], sites: Mapping
         for placeholder in re.findall(r"{([^{}]*)}", reason):
             if placeholder not in ORDER_FACTS:
                 checks.fail(where, f"reason names {{{placeholder}}}, which is not a fact")
+        gaps = checks.strings(entry, "gaps", where)
+        for gap in gaps:
+            if gap not in DOC_KEYS:
+                checks.fail(where, f"gap {gap!r} is not a documentation key")
         rules.append(CodeRule(id=key, when=when, code=None if keep is True else code, alternatives=alternatives,
                               reason=reason, uncertain=checks.get(entry, "uncertain", where, required=False),
-                              sources=checks.sourced(entry, where)))
+                              sources=checks.sourced(entry, where), gaps=gaps))
     if not rules:
         checks.fail("rules.toml", "the decision table [[rule]] is empty")
     elif rules[-1].when:

@@ -33,6 +33,7 @@ class CodeInfo:
     global_days: str | None = None
     pctc: int | None = None
     replaced_by: tuple[str, ...] = ()
+    replacement_note: str | None = None  # deleted code whose replacement no source names
     sources: tuple[str, ...] = ()
     techniques: tuple[str, ...] = ()
     dose_rate: str | None = None
@@ -46,6 +47,7 @@ class CodeInfo:
 class Supply:
     code: str
     unit: str  # per-mCi | per-uCi | per-dose | per-source
+    settings: tuple[str, ...] = ()  # billed only in these settings (empty: any); unknown setting: not billed
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,26 @@ class DocItem:
     key: str
     label: str
     evidence: str
+    order_fact: str | None = None  # an item asked by a decision row: missing while this order fact is unknown
+    requirement: AgentRequirement | None = None  # a per-agent label requirement and what satisfies it
+
+
+@dataclass(frozen=True)
+class AgentRequirement:
+    """What one agent's label asks for beyond the general items, and the chart evidence for it
+    (documentation.toml; issue 17). Advice items are never gaps."""
+
+    agents: frozenset[str]
+    strength: str  # required | advice
+    report_text: re.Pattern[str] | None = None
+    report_negation: re.Pattern[str] | None = None
+    negation_conflicts: bool = False
+    window_days: int | None = None
+    procedure_hcpcs: frozenset[str] = frozenset()
+    observation_loinc: frozenset[str] = frozenset()
+    observation_value_text: re.Pattern[str] | None = None
+    conflict_icd10cm_prefixes: tuple[str, ...] = ()
+    conflict: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +182,7 @@ class CodeRule:
     reason: str = ""
     uncertain: str | None = None
     sources: tuple[str, ...] = ()
+    gaps: tuple[str, ...] = ()  # documentation keys this row asks for while their order fact is unknown
 
     def holds(self, facts: Mapping[str, Scalar | None]) -> bool:
         return all(condition.holds(facts.get(condition.fact)) for condition in self.when)
@@ -185,6 +208,16 @@ class SupplyUnit:
     unit: str
     units_per_mci: float | None = None
     fixed_units: int | None = None
+
+
+@dataclass(frozen=True)
+class UnitRounding:
+    """How computed billing units become whole (rules.toml ``[unit_rounding]``)."""
+
+    direction: str = "up"  # up: next highest unit (CMS) | half-up
+    tolerance: float = 1e-6  # a float error below this never bills one unit more
+    minimum: int = 1
+    note: str | None = None  # card text on a computed supply line
 
 
 @dataclass(frozen=True)
@@ -217,6 +250,28 @@ class Matcher:
             if pattern.search(text):
                 return key
         return None
+
+
+_NEVER_MATCHES = re.compile(r"(?!x)x")
+
+
+@dataclass(frozen=True)
+class CancerSignals:
+    """How a Condition says "cancer" beyond its code (mCODE, evidence.toml; issue 20).
+
+    A histology behaviour of benign, uncertain or in situ vetoes the Condition; a malignant
+    histology or the secondary-cancer role is a signal; the primary-cancer role alone is not.
+    """
+
+    roles_by_profile: Mapping[str, str] = field(default_factory=dict)  # profile URL → primary | secondary
+    roles_by_category: Mapping[str, str] = field(default_factory=dict)  # SNOMED category → role
+    histology_extensions: frozenset[str] = frozenset()
+    icdo3_systems: frozenset[str] = frozenset()
+    malignant_behaviour: frozenset[str] = frozenset()  # ICD-O-3 behaviour digits
+    never_behaviour: frozenset[str] = frozenset()
+    morphology: Mapping[str, str] = field(default_factory=dict)  # SNOMED morphology → malignant | never
+    in_situ_text: re.Pattern[str] = _NEVER_MATCHES
+    never_verification: frozenset[str] = frozenset({"refuted", "entered-in-error"})
 
 
 @dataclass(frozen=True)
@@ -273,6 +328,10 @@ class Knowledge:
     directory: str = ""
     #: Every fact's key (file, entry) → its source keys, so tests can prove each fact is sourced.
     provenance: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    cancer: CancerSignals = field(default_factory=CancerSignals)
+    unit_rounding: UnitRounding = field(default_factory=UnitRounding)
+    #: CMS PC/TC indicator → what it means, for the modifier-not-applicable card (edits.toml).
+    pctc_meaning: Mapping[int, str] = field(default_factory=dict)
 
     def is_evidence(self, group: str, system: str | None, code: str | None) -> bool:
         return bool(system and code) and (system, code) in self.evidence.get(group, frozenset())

@@ -55,6 +55,7 @@ class CodeEntry(_Fact):
     global_days: str | None = None
     pctc: int | None = None
     replaced_by: list[str] | None = None
+    replacement_note: str | None = None
     techniques: list[str] | None = None
     dose_rate: str | None = None
 
@@ -68,6 +69,8 @@ class CodesFile(_Strict):
 class SupplyEntry(_Strict):
     code: str
     unit: str
+    settings: list[str] | None = None
+    settings_source: Sourced | None = None
 
 
 class AgentEntry(_Fact):
@@ -151,6 +154,32 @@ class TextPattern(_Fact):
     text: str
 
 
+class CancerProfileEntry(_Fact):
+    url: str
+    role: str
+    versions: list[str] | None = None
+
+
+class CancerCategoryEntry(_Fact):
+    snomed: str
+    role: str
+
+
+class HistologyBehaviourEntry(_Fact):
+    icdo3_systems: list[str]
+    malignant: list[str]
+    never: list[str]
+
+
+class MorphologyEntry(_Fact):
+    snomed: str
+    behaviour: str
+
+
+class CodesEntry(_Fact):
+    codes: list[str]
+
+
 class EvidenceFile(_Strict):
     meta: Meta
     evidence: dict[str, EvidenceGroup] = Field(default_factory=dict)
@@ -165,6 +194,13 @@ class EvidenceFile(_Strict):
     insertion_text: TextPattern | None = None
     in_place_text: TextPattern | None = None
     hospital_outpatient: TextPattern | None = None
+    cancer_condition_profile: list[CancerProfileEntry] = Field(default_factory=list)
+    cancer_condition_category: list[CancerCategoryEntry] = Field(default_factory=list)
+    cancer_condition_extension: list[CancerProfileEntry] = Field(default_factory=list)
+    histology_behaviour: HistologyBehaviourEntry | None = None
+    morphology: list[MorphologyEntry] = Field(default_factory=list)
+    in_situ_text: TextPattern | None = None
+    condition_verification_never: CodesEntry | None = None
 
 
 # -- documentation.toml -------------------------------------------------------------------------
@@ -173,6 +209,18 @@ class DocItemEntry(_Fact):
     label: str
     evidence: str
     phase: str
+    order_fact: str | None = None
+    agents: list[str] | None = None
+    strength: str | None = None
+    report_text: str | None = None
+    report_negation: str | None = None
+    negation_conflicts: bool = False
+    window_days: int | None = None
+    procedure_hcpcs: list[str] | None = None
+    observation_loinc: list[str] | None = None
+    observation_value_text: str | None = None
+    conflict_icd10cm_prefixes: list[str] | None = None
+    conflict: str | None = None
 
 
 class DocRuleEntry(_Fact):
@@ -198,6 +246,7 @@ class ModifierSplitEntry(_Fact):
     warning: str
     modifiers: Strings
     pctc_without_split: list[int]
+    meaning: dict[str, str] | None = None
 
 
 class GlobalPeriodEntry(_Fact):
@@ -261,6 +310,7 @@ class RuleEntry(_Fact):
     alternatives: list[str] | None = None
     reason: str
     uncertain: str | None = None
+    gaps: list[str] | None = None
 
 
 class ModifierEntry(_Fact):
@@ -275,8 +325,16 @@ class SupplyUnitEntry(_Fact):
     fixed_units: int | None = None
 
 
+class UnitRoundingEntry(_Fact):
+    direction: str
+    tolerance: float
+    minimum: int
+    note: str
+
+
 class RulesFile(_Strict):
     meta: Meta
+    unit_rounding: UnitRoundingEntry | None = None
     windows: Windows | None = None
     sealed_dose_rate_default: DoseRateDefault | None = None
     rule: list[RuleEntry] = Field(default_factory=list)

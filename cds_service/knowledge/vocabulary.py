@@ -26,6 +26,8 @@ WEIGHT_PREFETCH_KEY = "observations"
 # -- documentation keys (``missingDocumentation``), in the order cards and decisions list them --
 DOC_KEYS: tuple[str, ...] = (
     "diagnosis", "indication", "staging", "radioelement", "activity", "route", "body-site",
+    "lesion-size", "channel-count",  # skin HDR: raised by the decision row when the fact could change the code
+    "no-visceral-metastases", "psma-pet", "sstr-imaging", "iobenguane-scan",  # per-agent label requirements
     "pre-imaging", "performance-status", "follow-up-plan",
     "response-assessment", "adverse-events", "post-imaging", "follow-up-notes",
 )
@@ -40,6 +42,10 @@ DOC_DEPENDS_ON: Mapping[str, tuple[str, ...]] = {
     "adverse-events": ("adverseEvents",),
     "post-imaging": ("reports",),
     "follow-up-notes": ("encounters", "notes"),
+    "no-visceral-metastases": ("reports", "observations"),
+    "psma-pet": ("reports", "procedures"),
+    "sstr-imaging": ("reports", "procedures"),
+    "iobenguane-scan": ("reports",),
 }
 
 # -- warning keys (``warnings``) ------------------------------------------------------------------

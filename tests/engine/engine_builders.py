@@ -278,6 +278,8 @@ def bone_chart(*, follow_up: bool = True, weight: float | None = 80.0) -> list[R
         observation("stage-1", "21908-9", -200, "Stage IVB"),
         observation("ecog-1", "89247-1", -5, "1"),
         imaging_report("bone-scan-1", -30, "49118-3"),
+        # Xofigo's label excludes visceral metastases: the complete chart states their absence.
+        dict(imaging_report("ct-1", -25, "24627-2"), conclusion="Osseous metastases. No visceral metastatic disease."),
     ]
     if weight is not None:
         chart.append(observation("wt-1", "29463-7", -3, weight))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine_builders import (
-    SNOMED, bone_chart, care_plan, concept, condition, follow_up_order, imaging_report, lung_chart,
+    SNOMED, bone_chart, care_plan, concept, condition, encounter, follow_up_order, imaging_report, lung_chart,
     medication_request, observation, only_decision, run, service_request,
 )
 
@@ -76,9 +76,19 @@ def test_antibody_is_79403_whatever_was_ordered():
 def test_y90_microspheres_are_79445():
     draft = [service_request(cpt="77750", text="Y-90 TheraSphere radioembolization", reason=["C22.0"],
                              body_site=concept(SNOMED, "10200004", "Liver"))]
-    got = decision_for(draft, [condition("c-1", "C22.0")])
+    got = decision_for(draft, [condition("c-1", "C22.0"), encounter(klass="OBSENC")])
     assert got["recommendedCode"] == "79445"
     assert got["supply"] == [{"code": "C2616", "units": 1}]
+
+
+@pytest.mark.parametrize("chart_setting", [[encounter(klass="IMP")], [encounter(klass="AMB")], []])
+def test_c2616_only_on_a_hospital_outpatient_claim(chart_setting):
+    # Issue 17, C6/D6: C2616 is an OPPS code; inpatient, office or an unknown setting gets no supply line.
+    draft = [service_request(cpt="77750", text="Y-90 TheraSphere radioembolization", reason=["C22.0"],
+                             body_site=concept(SNOMED, "10200004", "Liver"))]
+    got = decision_for(draft, [condition("c-1", "C22.0")] + chart_setting)
+    assert got["recommendedCode"] == "79445"
+    assert not got["supply"]
 
 
 def test_oral_iodine_is_79005():
@@ -185,3 +195,20 @@ def test_deleted_code_is_replaced_and_offers_replacements():
     assert got["recommendedCode"] == "77799"
     assert got["alternatives"] == ["77778"]
     assert "deleted-code" in got["warnings"]
+
+
+@pytest.mark.parametrize("text, count_code", [
+    ("Interstitial I-125 seed implant, 8 seeds", "77799"),
+    ("Interstitial Pd-103 seed implant, 60 seeds", "77778"),
+    ("Interstitial Cs-131 seed implant 3 seeds", "77799"),
+])
+def test_nuclide_mass_number_is_never_the_source_count(text, count_code):
+    # Issue 17: "I-125 ... 8 seeds" is 8 sources, not 125 (which would steer to the complex 77778).
+    got = decision_for([service_request(cpt="77777", text=text, reason=["C61"])])
+    assert got["recommendedCode"] == count_code
+
+
+def test_nuclide_alone_gives_no_count():
+    from cds_service.engine.orders import _COUNT
+    assert _COUNT.search("I-125 seeds, Pd103 sources, Cs 131 seeds") is None
+    assert _COUNT.search("Ir-192 HDR via 2 channels").group(1) == "2"

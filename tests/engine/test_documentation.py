@@ -228,3 +228,19 @@ def test_manifestation_code_alone_never_satisfies_diagnosis():
                                 route="38239002", dose=(10, "mCi"), reason=("R18.0",))]
     got = only_decision(run(draft, [condition("c-ascites", "R18.0")]))
     assert "diagnosis" in got["missingDocumentation"]
+
+
+@pytest.mark.parametrize("text, quantity, cpt, code, gaps", [
+    ("HDR Ir-192 skin brachytherapy, single 2.5 cm lesion", None, None, "77767", ["channel-count"]),
+    ("HDR Ir-192 skin brachytherapy, one lesion", {"value": 2, "unit": "channels"}, None, "77767", ["lesion-size"]),
+    ("HDR Ir-192 skin brachytherapy", None, "77768", "77768", ["lesion-size", "channel-count"]),
+    ("HDR Ir-192 skin brachytherapy, 1.5 cm lesion", None, None, "77767", []),
+    ("HDR Ir-192 skin brachytherapy, 3.0 cm lesion", {"value": 4, "unit": "channels"}, None, "77768", []),
+    ("HDR Ir-192 skin brachytherapy, 3 lesions", None, None, "77768", []),
+])
+def test_skin_hdr_names_only_the_facts_that_could_change_the_code(text, quantity, cpt, code, gaps):
+    # Issue 17, C1/D1: lesion-size and channel-count are gaps only while they could change 77767/77768.
+    got = only_decision(run([service_request(cpt=cpt, text=text, reason=["C44.91"], quantity=quantity,
+                                             body_site={"text": "skin"})], []))
+    assert got["recommendedCode"] == code
+    assert [key for key in got["missingDocumentation"] if key in ("lesion-size", "channel-count")] == gaps

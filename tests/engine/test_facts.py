@@ -29,8 +29,19 @@ def test_per_kg_activity_needs_a_weight():
     assert from_quantity(5, "mg", None) is None
 
 
-def test_units_round_half_up_and_never_to_zero():
-    assert round_units(118.5) == 119 and round_units(0.2) == 1 and round_units(199.49) == 199
+def test_units_round_up_to_the_next_unit_and_never_to_zero():
+    # CMS (issue 17, C7b): a dose that is not a whole multiple bills the next highest unit.
+    assert round_units(107.03) == 108 and round_units(0.2) == 1 and round_units(199.49) == 200
+    # ... but a float error is not a fraction: 7.4 GBq is exactly 200 mCi.
+    assert round_units(7400 / 37) == 200 and round_units(200.00000000000003) == 200
+    assert round_units(200.001) == 201
+
+
+def test_rounding_comes_from_the_knowledge_data():
+    from engine_builders import knowledge
+    rounding = knowledge().unit_rounding
+    assert rounding.direction == "up" and rounding.tolerance == 1e-6 and rounding.minimum == 1
+    assert "JW" in (rounding.note or "") and "administered" in (rounding.note or "")
 
 
 def test_per_kg_without_weight_keeps_the_supply_code_without_units():

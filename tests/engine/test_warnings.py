@@ -141,3 +141,36 @@ def test_modifier_warning_follows_the_recommended_code():
     got = only_decision(run([service_request(cpt="77750-26", text="Insertion of tandem and ovoids for brachytherapy",
                                              reason=["C53.9"])], []))
     assert got["recommendedCode"] == "57155" and "modifier-not-applicable" in got["warnings"]
+
+
+def test_deleted_code_without_published_replacement_says_so():
+    # Issue 17, C3b: no source names a successor of 77776; the card must not pretend one does.
+    guidance = run([service_request(cpt="77776", text="LDR interstitial I-125 seed implant", reason=["C61"])], [])
+    details = " ".join(card.get("detail", "") for card in guidance.cards)
+    assert "no published replacement" in details
+    sourced = run([service_request(cpt="77777", text="LDR interstitial I-125 seed implant", reason=["C61"])], [])
+    assert "no published replacement" not in " ".join(card.get("detail", "") for card in sourced.cards)
+
+
+def test_provisional_or_differential_cancer_does_not_document_the_diagnosis():
+    from engine_builders import condition as make_condition
+    draft = [service_request(text=PLEURAL, reason=["J91.0"])]
+    for status in ("provisional", "differential", "unconfirmed"):
+        suspected = make_condition("c-1", "C34.90")
+        suspected["verificationStatus"] = {"coding": [{"code": status}]}
+        assert "diagnosis" in only_decision(run(draft, [suspected]))["missingDocumentation"]
+    assert "diagnosis" not in only_decision(run(draft, [make_condition("c-1", "C34.90")]))["missingDocumentation"]
+
+
+def test_modifier_card_names_what_the_pctc_indicator_means():
+    # Issue 17, C2g: the warning says what the indicator means, from edits.toml.
+    from dataclasses import replace
+    from datetime import date
+
+    from cds_service.engine.edits import modifier_not_applicable
+    from cds_service.engine.orders import therapy_orders
+    from engine_builders import knowledge
+    draft = [service_request(cpt="57155", text="Insertion of tandem and ovoids", reason=["C53.9"])]
+    order = replace(therapy_orders(draft, date.today(), knowledge())[0], ordered_modifiers=("26",))
+    warning = modifier_not_applicable("57155", order, knowledge())
+    assert warning is not None and "indicator 0: a physician service" in warning.detail

@@ -157,3 +157,26 @@ def test_radium_indication_accepts_mcode_snomed_codes():
     chart = [condition("c-1", snomed="459381000124106"), condition("c-2", snomed="94222008"), *bone_chart()[2:]]
     got = only_decision(run([service_request(cpt=None, text="Xofigo radium-223 IV", reason=[])], chart))
     assert "indication-mismatch" not in got["warnings"]
+
+
+def test_skin_hdr_gaps_are_declared_documentation_items_bound_to_an_order_fact():
+    from cds_service.knowledge import load_knowledge
+    knowledge = load_knowledge()
+    assert knowledge.doc_items["lesion-size"].order_fact == "lesion_cm"
+    assert knowledge.doc_items["channel-count"].order_fact == "count"
+    rows = {row.id: row for row in knowledge.code_rules}
+    assert rows["skin-hdr-size-unknown"].gaps == ("lesion-size", "channel-count")
+    assert rows["skin-hdr-channels-unknown"].gaps == ("channel-count",)
+    assert all(not row.gaps for row in knowledge.code_rules if not row.id.startswith("skin-hdr"))
+
+
+def test_a_rule_gap_must_be_a_documentation_key(tmp_path):
+    import shutil
+    from cds_service.knowledge import loader
+    for path in loader.DATA_DIR.glob("*.toml"):
+        shutil.copy(path, tmp_path / path.name)
+    rules = tmp_path / "rules.toml"
+    rules.write_text(rules.read_text().replace('gaps = ["channel-count"]', 'gaps = ["channel-cnt"]', 1))
+    import pytest
+    with pytest.raises(loader.KnowledgeError, match="channel-cnt"):
+        loader.load_knowledge(tmp_path)

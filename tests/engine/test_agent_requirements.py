@@ -1,0 +1,61 @@
+"""Issue 17: per-agent label requirements are data (documentation.toml) evaluated by small code."""
+
+from __future__ import annotations
+
+from engine_builders import (
+    bone_chart, condition, imaging_report, knowledge, medication_request, only_decision, run, service_request,
+)
+
+RA223 = [service_request(cpt="79101", text="Radium-223 infusion", reason=["C61", "C79.51"]),
+         medication_request(text="Xofigo", rxnorm="1424214", dose=(55, "kBq/kg"))]
+PSMA = [medication_request(text="Pluvicto lutetium Lu 177 vipivotide tetraxetan", dose=(200, "mCi"),
+                           reason=["C61", "C79.51"])]
+
+
+def chart_with_ct(conclusion, offset=-20):
+    base = [r for r in bone_chart() if r["id"] != "ct-1"]
+    return base + [dict(imaging_report("ct-2", offset, "24627-2"), conclusion=conclusion)]
+
+
+def gaps(draft, chart):
+    return only_decision(run(draft, chart))["missingDocumentation"]
+
+
+def test_ra223_needs_a_recent_statement_of_no_visceral_metastases():
+    assert "no-visceral-metastases" not in gaps(RA223, bone_chart())
+    assert "no-visceral-metastases" in gaps(RA223, chart_with_ct("Osseous metastases."))
+    # Older than the 90-day window: no longer the current statement.
+    assert "no-visceral-metastases" in gaps(RA223, chart_with_ct("No visceral metastatic disease.", -120))
+
+
+def test_an_active_visceral_metastasis_contradicts_the_radium_label():
+    got = only_decision(run(RA223, bone_chart() + [condition("c-9", "C78.7")]))
+    assert "indication-mismatch" in got["warnings"] and "no-visceral-metastases" in got["missingDocumentation"]
+    # Bone (C79.51) is not visceral.
+    assert "indication-mismatch" not in only_decision(run(RA223, bone_chart()))["warnings"]
+
+
+def test_psma_pet_counts_unless_negated_and_a_negative_scan_is_a_label_conflict():
+    positive = chart_with_ct("PSMA PET (piflufolastat): multiple PSMA-avid osseous lesions.")
+    negative = chart_with_ct("PSMA PET: lesions without PSMA uptake (PSMA-negative disease).")
+    assert "psma-pet" not in gaps(PSMA, positive)
+    got = only_decision(run(PSMA, negative))
+    assert "psma-pet" in got["missingDocumentation"] and "indication-mismatch" in got["warnings"]
+    assert "psma-pet" in gaps(PSMA, bone_chart())
+
+
+def test_a_procedure_with_the_imaging_agents_hcpcs_code_satisfies_the_scan():
+    procedure = {"resourceType": "Procedure", "id": "pet-1", "status": "completed",
+                 "subject": {"reference": "Patient/pat-1"}, "performedDateTime": "2020-01-01",
+                 "code": {"coding": [{"system": "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+                                      "code": "A9595"}]}}
+    assert "psma-pet" not in gaps(PSMA, bone_chart() + [procedure])
+
+
+def test_requirements_are_declared_in_the_knowledge_with_a_source():
+    items = knowledge().doc_items
+    for key, agent in (("no-visceral-metastases", "ra223"), ("psma-pet", "lu177-psma"),
+                       ("sstr-imaging", "lu177-dotatate"), ("iobenguane-scan", "i131-iobenguane")):
+        requirement = items[key].requirement
+        assert requirement is not None and agent in requirement.agents and requirement.strength == "required"
+    assert knowledge().provenance  # every fact sourced (checked in tests/knowledge)
