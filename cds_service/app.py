@@ -43,14 +43,14 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
         validator(schema)
 
     app.extensions["cds_db"] = database
-    # While the database is away, records wait in the durable spool (issue 13); each gunicorn
+    # While the database is away, records wait in the durable spool; each gunicorn
     # worker starts its flusher after the fork (cds_service.serve), any process when it spools.
     outbox = Outbox(database, settings.spool_path(), settings.spool_max_bytes)
     app.extensions["cds_outbox"] = outbox
     app.extensions["cds_store"] = Store(database, outbox)
     app.extensions["cds_knowledge"] = knowledge
     app.extensions["cds_handler"] = HookHandler(settings, knowledge, engine.advise, engine.relevant)
-    # JWT authentication, trusted issuers, profiles and the per-caller FHIR URL guard (issue 5).
+    # JWT authentication, trusted issuers, profiles and the per-caller FHIR URL guard.
     # Raises ConfigError when the security configuration must not start (e.g. production with
     # no trusted issuer); also sets app.extensions["cds_url_guard_for"].
     # The jti replay check falls back to a per-host cache in the spool folder during an outage,

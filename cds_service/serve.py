@@ -36,7 +36,7 @@ def _post_fork(server: Any, worker: Any) -> None:
     app = server.app.callable
     if app is not None:
         app.extensions["cds_db"].dispose(close=False)
-        # The spool flusher (issue 13): flushes what this worker spools, and the spool files of
+        # The spool flusher: flushes what this worker spools, and the spool files of
         # processes that have exited (a killed worker, the previous run of the service).
         outbox = app.extensions.get("cds_outbox")
         if outbox is not None:

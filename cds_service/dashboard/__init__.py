@@ -1,5 +1,5 @@
 """``GET /dashboard``: how the cards fare, as server-drawn charts with their data tables and CSV
-downloads (issue 15). Aggregates only; access as :mod:`cds_service.dashboard.access` decides."""
+downloads. Aggregates only; access as :mod:`cds_service.dashboard.access` decides."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ def _cancer_roles(resource: Resource, knowledge: Knowledge) -> set[str]:
 
 
 def documents_cancer(resource: Resource, knowledge: Knowledge) -> bool:
-    """Whether a (live, confirmed) Condition documents a malignancy (issue 20).
+    """Whether a (live, confirmed) Condition documents a malignancy, from every signal a chart carries (mCODE included).
 
     A malignant code, a malignant histology or the secondary-cancer role is enough; a benign,
     uncertain or in-situ histology vetoes all three; the primary-cancer role alone never counts
@@ -194,7 +194,7 @@ def _observation_groups(call: HookCall, knowledge: Knowledge) -> dict[str, list[
             if resource.get("status") in ("entered-in-error", "cancelled") or not for_patient(resource, call.patient_id):
                 continue
             if not _has_value(resource):
-                continue  # an ECOG or stage Observation with no value documents nothing (issue 20)
+                continue  # an ECOG or stage Observation with no value documents nothing
             codes = _codes_of(resource)
             for group in _OBSERVATION_GROUPS:
                 if any(knowledge.is_evidence(group, s, c) for s, c in codes):

@@ -106,7 +106,7 @@ class DocItem:
 @dataclass(frozen=True)
 class AgentRequirement:
     """What one agent's label asks for beyond the general items, and the chart evidence for it
-    (documentation.toml; issue 17). Advice items are never gaps."""
+    (documentation.toml). Advice items are never gaps."""
 
     agents: frozenset[str]
     strength: str  # required | advice
@@ -257,7 +257,7 @@ _NEVER_MATCHES = re.compile(r"(?!x)x")
 
 @dataclass(frozen=True)
 class CancerSignals:
-    """How a Condition says "cancer" beyond its code (mCODE, evidence.toml; issue 20).
+    """How a Condition says "cancer" beyond its code (mCODE, evidence.toml).
 
     A histology behaviour of benign, uncertain or in situ vetoes the Condition; a malignant
     histology or the secondary-cancer role is a signal; the primary-cancer role alone is not.

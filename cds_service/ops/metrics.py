@@ -126,7 +126,7 @@ class Metrics:
         self.feedback = Counter(
             "cds_feedback", "Feedback items stored, by service and outcome", ["service", "outcome"], registry=r
         )
-        # The spool (issue 13). Depth is summed over live workers; a dead worker's files are
+        # The outage spool. Depth is summed over live workers; a dead worker's files are
         # counted again by the worker that claims them.
         self.spool_depth_gauge = Gauge(
             "cds_spool_depth", "Records waiting in the spool for the database (audit rows with their issued "

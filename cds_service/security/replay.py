@@ -8,7 +8,7 @@ token that first used it has expired.
 The table is defined on a ``sqlalchemy.MetaData`` passed in (the application's shared
 ``storage.db.metadata``), or on ``security_metadata`` when used standalone.
 
-While the database is away (issue 13) refusing every token would stop order-sign, so with an
+While the database is away, refusing every token would stop order-sign, so with an
 ``outage`` fallback configured the check moves to :class:`LocalJtiCache`: one file per token id
 in a folder shared by every worker of this host (created with O_EXCL, so two workers cannot both
 accept the same token), and the accepted id is handed to ``catch_up`` (the spool), which inserts

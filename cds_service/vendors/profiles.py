@@ -3,7 +3,7 @@
 Sources:
 
 * EPIC: Epic on FHIR, "CDS Hooks Tutorial" (https://fhir.epic.com/Documentation?docId=cds-hooks),
-  as summarised in issue 18: ``selectionBehavior`` ``any`` only, one action per suggestion,
+  as their public documentation states them: ``selectionBehavior`` ``any`` only, one action per suggestion,
   ``source.topic.code`` alphanumeric and at most 100 characters (user overrides are keyed on it),
   card and suggestion ``uuid`` needed for feedback, SMART links must be registered.
 * ORACLE: Oracle Health (Cerner) Millennium "CDS Hooks" page

@@ -40,7 +40,7 @@ def json_body() -> Any:
     except ValueError as error:  # NaN / Infinity: not JSON (RFC 8259), and they could not be echoed back
         raise ApiError(400, f"request body is not valid JSON: {error}") from None
     try:
-        check_json_limits(document)  # depth, array and object size caps (issue 5 hardening)
+        check_json_limits(document)  # depth, array and object size caps: a hostile body must not exhaust the parser
     except JsonLimitError as error:
         raise ApiError(400, f"request body rejected: {error}") from None
     return document
