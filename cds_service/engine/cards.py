@@ -151,7 +151,10 @@ def code_card(decision: Decision, knowledge: Knowledge, source_label: str, light
         indicator, topic = "warning", "therapy-alternatives-opt"
     else:
         summary, indicator, topic = f"Bill this order as CPT {decision.code}", "info", "therapy-alternatives-opt"
-    card = _card(decision, summary, indicator, topic, _code_detail(decision, knowledge), CODE_CARD, source_label)
+    detail = _code_detail(decision, knowledge)
+    if decision.advice and not decision.missing and not light:  # no documentation card: advice goes here
+        detail += "\n\n" + advice_text(decision, knowledge)
+    card = _card(decision, summary, indicator, topic, detail, CODE_CARD, source_label)
     suggestions = _suggestions(decision, knowledge)
     if suggestions:
         card["suggestions"] = suggestions
@@ -176,6 +179,16 @@ def _needed_only_for(key: str, decision: Decision, knowledge: Knowledge) -> tupl
     return tuple(code for code, rule in knowledge.doc_by_code.items() if code != decision.code and key in rule.keys)
 
 
+ADVICE_HEADING = "Worth documenting (advice, not required):"
+
+
+def advice_text(decision: Decision, knowledge: Knowledge) -> str:
+    """The advice items as one short section: their sources are too weak to call them gaps."""
+    items = "; ".join(f"{knowledge.doc_items[key].label.lower()} ({knowledge.doc_items[key].evidence})"
+                      for key in decision.advice)
+    return f"{ADVICE_HEADING} {items}."
+
+
 def documentation_card(decision: Decision, knowledge: Knowledge, source_label: str) -> dict[str, Any] | None:
     if not decision.missing:
         return None
@@ -190,6 +203,8 @@ def documentation_card(decision: Decision, knowledge: Knowledge, source_label: s
         stated = (f" The order gives a dose of {decision.order.dose_stated}, which is not an activity."
                   if key == "activity" and decision.order.dose_stated else "")
         lines.append(f"- **{item.label}** — satisfied by {item.evidence}.{stated}{only_for}")
+    if decision.advice:
+        lines += ["", advice_text(decision, knowledge)]
     card = _card(decision, summary, "warning", "clinical-reminder", "\n".join(lines), DOCUMENTATION_CARD, source_label)
     card["extension"]["cds-service.missing-documentation"] = list(decision.missing)
     return card

@@ -38,6 +38,7 @@ class Decision:
     required: tuple[str, ...]  # the documentation keys this order needs (``missing`` is a subset)
     missing: tuple[str, ...]
     warnings: tuple[Warning, ...]
+    advice: tuple[str, ...] = ()  # advice documentation keys not evidenced: worth documenting, never gaps
     sources: tuple[str, ...] = ()  # the knowledge sources behind the code, its row and the supply line
     knowledge_version: str = ""
 
@@ -63,6 +64,8 @@ class Decision:
         out["knowledgeVersion"] = self.knowledge_version
         if not light:
             out["missingDocumentation"] = list(self.missing)
+            if self.advice:
+                out["documentationAdvice"] = list(self.advice)
             out["warnings"] = [warning.key for warning in self.warnings]
         return out
 
@@ -149,6 +152,7 @@ def decide_all(orders: tuple[TherapyOrder, ...], other_codes: tuple[str, ...], p
             supply=supply_lines(order, choice.code, knowledge, patient.setting),
             required=required,
             missing=gaps,
+            advice=documentation.advice(order, patient, knowledge),
             warnings=edits.warnings(choice.code, order, patient, others, knowledge),
             sources=decision_sources(order, choice, knowledge),
             knowledge_version=knowledge.version,

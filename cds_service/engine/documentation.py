@@ -82,6 +82,10 @@ def requirement_met(requirement: AgentRequirement, order: TherapyOrder, patient:
             system == "hcpcs" and code in requirement.procedure_hcpcs and (when is None or when <= order.when)
             for procedure in patient.procedures for system, code in procedure.codes for when in (procedure.when,)):
         return True
+    if requirement.condition_icd10cm_prefixes and any(
+            system == "icd10cm" and code.startswith(requirement.condition_icd10cm_prefixes)
+            for condition in patient.conditions for system, code in condition.codes):
+        return True
     if requirement.observation_value_text is not None:
         for value in patient.stage_values:
             if (any(system == "loinc" and code in requirement.observation_loinc for system, code in value.codes)
@@ -148,6 +152,25 @@ def satisfied(key: str, order: TherapyOrder, patient: PatientFacts, knowledge: K
         return (requirement_met(item.requirement, order, patient)
                 and not requirement_conflict(item.requirement, order, patient))
     raise KeyError(key)
+
+
+def advice(order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge) -> tuple[str, ...]:
+    """The agent's advice items (weak source or uncodable evidence) not evidenced on file: shown as
+    worth documenting, never counted as gaps. Nothing is claimed when the data was not fetched."""
+    keys = []
+    for key, item in knowledge.doc_items.items():
+        requirement = item.requirement
+        if requirement is None or requirement.strength != "advice" or order.agent not in requirement.agents:
+            continue
+        if any(source in patient.unavailable for source in DOC_DEPENDS_ON.get(key, ())):
+            continue
+        if requirement.only_with_icd10cm_prefixes and not any(
+                system == "icd10cm" and code.startswith(requirement.only_with_icd10cm_prefixes)
+                for condition in patient.conditions for system, code in condition.codes):
+            continue  # the uptake study belongs to hyperthyroidism, not to thyroid cancer
+        if not requirement_met(requirement, order, patient):
+            keys.append(key)
+    return tuple(keys)
 
 
 def missing(required: tuple[str, ...], order: TherapyOrder, patient: PatientFacts, knowledge: Knowledge,

@@ -527,6 +527,8 @@ def _requirement(entry: dict[str, Any], where: str, agents: frozenset[str], chec
         observation_value_text=pattern("observation_value_text"),
         conflict_icd10cm_prefixes=checks.strings(entry, "conflict_icd10cm_prefixes", where),
         conflict=checks.get(entry, "conflict", where, required=False),
+        condition_icd10cm_prefixes=checks.strings(entry, "condition_icd10cm_prefixes", where),
+        only_with_icd10cm_prefixes=checks.strings(entry, "only_with_icd10cm_prefixes", where),
     )
     if not (requirement.report_text or requirement.procedure_hcpcs or requirement.observation_value_text):
         checks.fail(where, "a per-agent item needs report_text, procedure_hcpcs or observation_value_text")

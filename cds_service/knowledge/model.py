@@ -119,6 +119,8 @@ class AgentRequirement:
     observation_value_text: re.Pattern[str] | None = None
     conflict_icd10cm_prefixes: tuple[str, ...] = ()
     conflict: str | None = None
+    condition_icd10cm_prefixes: tuple[str, ...] = ()  # an active Condition so coded satisfies it (Z19.2)
+    only_with_icd10cm_prefixes: tuple[str, ...] = ()  # asked only when such a Condition is on file (E05)
 
 
 @dataclass(frozen=True)

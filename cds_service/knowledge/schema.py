@@ -221,6 +221,8 @@ class DocItemEntry(_Fact):
     observation_value_text: str | None = None
     conflict_icd10cm_prefixes: list[str] | None = None
     conflict: str | None = None
+    condition_icd10cm_prefixes: list[str] | None = None
+    only_with_icd10cm_prefixes: list[str] | None = None
 
 
 class DocRuleEntry(_Fact):

@@ -28,6 +28,9 @@ DOC_KEYS: tuple[str, ...] = (
     "diagnosis", "indication", "staging", "radioelement", "activity", "route", "body-site",
     "lesion-size", "channel-count",  # skin HDR: raised by the decision row when the fact could change the code
     "no-visceral-metastases", "psma-pet", "sstr-imaging", "iobenguane-scan",  # per-agent label requirements
+    # per-agent advice (``documentationAdvice``, never a gap)
+    "castration-resistant", "symptomatic-bone-metastases", "prior-taxane-or-deferral", "thyroid-uptake",
+    "lung-shunt-study",
     "pre-imaging", "performance-status", "follow-up-plan",
     "response-assessment", "adverse-events", "post-imaging", "follow-up-notes",
 )
@@ -46,6 +49,11 @@ DOC_DEPENDS_ON: Mapping[str, tuple[str, ...]] = {
     "psma-pet": ("reports", "procedures"),
     "sstr-imaging": ("reports", "procedures"),
     "iobenguane-scan": ("reports",),
+    "castration-resistant": ("reports",),
+    "symptomatic-bone-metastases": ("reports",),
+    "prior-taxane-or-deferral": ("reports",),
+    "thyroid-uptake": ("reports",),
+    "lung-shunt-study": ("reports",),
 }
 
 # -- warning keys (``warnings``) ------------------------------------------------------------------

@@ -59,3 +59,46 @@ def test_requirements_are_declared_in_the_knowledge_with_a_source():
         requirement = items[key].requirement
         assert requirement is not None and agent in requirement.agents and requirement.strength == "required"
     assert knowledge().provenance  # every fact sourced (checked in tests/knowledge)
+
+
+# -- advice items (weak source): shown as worth documenting, never as gaps ----------------------
+def test_advice_is_listed_apart_from_gaps_and_on_the_card():
+    guidance = run(RA223, bone_chart())
+    got = only_decision(guidance)
+    assert got["documentationAdvice"] == ["castration-resistant", "symptomatic-bone-metastases"]
+    assert not set(got["documentationAdvice"]) & set(got.get("missingDocumentation", []))
+    details = " ".join(card["detail"] for card in guidance.cards)
+    assert "Worth documenting (advice, not required): castration resistance" in details
+
+
+def test_advice_is_left_out_once_the_chart_shows_it():
+    stated = chart_with_ct("Castration-resistant prostate cancer; symptomatic bone metastases. "
+                           "No visceral metastatic disease.")
+    assert "documentationAdvice" not in only_decision(run(RA223, stated))
+    taxane = chart_with_ct("Progression after docetaxel. PSMA PET: PSMA-avid lesions. mCRPC.")
+    assert "documentationAdvice" not in only_decision(run(PSMA, taxane))
+    assert only_decision(run(PSMA, chart_with_ct("PSMA PET: PSMA-avid lesions.")))["documentationAdvice"] == [
+        "castration-resistant", "prior-taxane-or-deferral"]
+
+
+def test_advice_is_not_claimed_when_its_data_was_not_fetched():
+    got = only_decision(run(RA223, bone_chart(), unavailable={"reports": "timeout"}))
+    assert "castration-resistant" not in got.get("documentationAdvice", [])
+
+
+def test_the_uptake_study_is_advised_only_for_hyperthyroidism():
+    iodine = [medication_request(text="sodium iodide I-131 capsule", dose=(15, "mCi"), route="26643006")]
+    cancer = [condition("c-1", "C73"), imaging_report("us-1", -10)]
+    graves = [condition("c-1", "E05.00"), imaging_report("us-1", -10)]
+    assert "documentationAdvice" not in only_decision(run(iodine, cancer))
+    assert only_decision(run(iodine, graves)).get("documentationAdvice") == ["thyroid-uptake"]
+    uptake = dict(imaging_report("up-1", -7), conclusion="24-hour radioactive iodine uptake 62%.")
+    assert "documentationAdvice" not in only_decision(run(iodine, graves + [uptake]))
+
+
+def test_advice_items_carry_a_source_and_the_advice_strength():
+    items = knowledge().doc_items
+    for key in ("castration-resistant", "symptomatic-bone-metastases", "prior-taxane-or-deferral",
+                "thyroid-uptake", "lung-shunt-study"):
+        requirement = items[key].requirement
+        assert requirement is not None and requirement.strength == "advice"
