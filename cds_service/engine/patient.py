@@ -20,6 +20,7 @@ from cds_service.engine.fhirdata import (
 from cds_service.fhir.parsing import validate_resource
 from cds_service.hooks.model import HookCall
 from cds_service.knowledge.model import CodeKey, Knowledge
+from cds_service.knowledge.vocabulary import OBSERVATION_EVIDENCE_GROUPS
 
 _INACTIVE_CONDITION = {"inactive", "remission", "resolved"}
 _DONE_STATUSES = {"completed", "in-progress"}
@@ -181,7 +182,7 @@ def _has_value(resource: Resource) -> bool:
                for part in as_list(resource.get("component")))
 
 
-_OBSERVATION_GROUPS = ("body-weight", "staging", "performance-status", "disease-status")
+_OBSERVATION_GROUPS = OBSERVATION_EVIDENCE_GROUPS
 
 
 def _observation_groups(call: HookCall, knowledge: Knowledge) -> dict[str, list[Resource]]:

@@ -10,18 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-LOINC = "http://loinc.org"
-SNOMED = "http://snomed.info/sct"
+from cds_service.knowledge.loader import observation_search_codes
 
 # Observations the decision reads: stage groups and TNM categories, ECOG and Karnofsky
-# performance status, cancer disease status (response), body weight (kBq/kg dosing).
-OBSERVATION_CODES = (
-    f"{LOINC}|21908-9", f"{LOINC}|21902-2", f"{LOINC}|21914-7",
-    f"{LOINC}|21905-5", f"{LOINC}|21906-3", f"{LOINC}|21907-1",
-    f"{LOINC}|21899-0", f"{LOINC}|21900-6", f"{LOINC}|21901-4",
-    f"{SNOMED}|399390009", f"{SNOMED}|399537006", f"{SNOMED}|399588009",
-    f"{LOINC}|89247-1", f"{LOINC}|89243-0", f"{LOINC}|97509-4", f"{LOINC}|29463-7",
-)
+# performance status, cancer disease status (response), body weight (kBq/kg dosing). Generated
+# from evidence.toml's Observation groups (one definition, the one the engine matches against).
+OBSERVATION_CODES: tuple[str, ...] = observation_search_codes()
 
 PATIENT = "{{context.patientId}}"
 

@@ -22,10 +22,10 @@ from cds_service.knowledge.model import (
 )
 from cds_service.knowledge.vocabulary import (
     BILLING_FACTS, CARRIERS, CODE_KINDS, DOC_KEYS, DOSE_RATES, MODIFIER_POLICIES, ORDER_FACTS, ROUTE_KINDS,
-    SETTINGS, SUPPLY_UNITS, TECHNIQUES, WINDOWS, Fact,
+    OBSERVATION_EVIDENCE_GROUPS, SETTINGS, SUPPLY_UNITS, TECHNIQUES, WINDOWS, Fact,
 )
 from cds_service.knowledge.schema import shape_problems
-from cds_service.knowledge.systems import normalise_code
+from cds_service.knowledge.systems import LOINC_URI, SNOMED_URI, normalise_code
 
 log = logging.getLogger(__name__)
 
@@ -852,3 +852,23 @@ def _rows(data: dict[str, Any], table: str, checks: _Checks) -> list[dict[str, A
         checks.fail("rules.toml", f"[[{table}]] must be an array of tables")
         return []
     return rows
+
+
+#: Code systems an Observation search token can name, by evidence.toml system name.
+_SEARCH_SYSTEM_URIS = {"loinc": LOINC_URI, "snomed": SNOMED_URI}
+
+
+def observation_search_codes(directory: Path | str | None = None) -> tuple[str, ...]:
+    """``system|code`` tokens for every LOINC and SNOMED code of the Observation evidence groups,
+    read from the same evidence.toml the engine loads: the prefetch query is generated from the
+    data instead of being a hand-kept copy that drifts. Order follows the file, duplicates dropped."""
+    path = Path(directory or DATA_DIR) / "evidence.toml"
+    with path.open("rb") as handle:
+        groups = tomllib.load(handle).get("evidence") or {}
+    tokens: dict[str, None] = {}
+    for group in OBSERVATION_EVIDENCE_GROUPS:
+        entry = groups.get(group) or {}
+        for system, uri in _SEARCH_SYSTEM_URIS.items():
+            for code in entry.get(system) or ():
+                tokens[f"{uri}|{normalise_code(system, str(code))}"] = None
+    return tuple(tokens)

@@ -22,6 +22,9 @@ CORE_PREFETCH_KEYS: frozenset[str] = frozenset(
     {"patient", "conditions", "procedures", "carePlans", "serviceRequests", "coverage", "encounter"})
 #: The prefetch key that carries body weight, needed to turn a per-kg activity into units.
 WEIGHT_PREFETCH_KEY = "observations"
+#: The evidence.toml groups the engine reads from Observations; the ``observations`` prefetch
+#: template is generated from exactly these groups' LOINC and SNOMED codes, so the two cannot drift.
+OBSERVATION_EVIDENCE_GROUPS: tuple[str, ...] = ("body-weight", "staging", "performance-status", "disease-status")
 
 # -- documentation keys (``missingDocumentation``), in the order cards and decisions list them --
 DOC_KEYS: tuple[str, ...] = (
