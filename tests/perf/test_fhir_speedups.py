@@ -1,0 +1,137 @@
+"""The fhir_core speed-ups change the cost of validation, never its verdict or its message.
+
+Every resource in the fixtures and the benchmark's charts, and mutations of them that break
+exactly what the two replaced checks look at (a null inside a list, a missing required
+primitive, two values for one choice element), must be accepted or refused alike with the
+library's own code and with the speed-ups, with the same error text.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import scenarios  # noqa: E402
+
+from cds_service.fhir import speedups  # noqa: E402
+from cds_service.fhir.parsing import InvalidFhir, preload_models, validate_resource  # noqa: E402
+
+
+def _resources(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, dict):
+        if isinstance(value.get("resourceType"), str) and value["resourceType"] != "Bundle":
+            yield value
+        for item in value.values():
+            yield from _resources(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _resources(item)
+
+
+def _corpus() -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for path in sorted((ROOT / "fhir_fixtures").rglob("*.json")):
+        try:
+            found.extend(_resources(json.loads(path.read_text(encoding="utf-8"))))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue
+    found.extend(_resources(scenarios.big_chart_request(200)))
+    found.extend(_resources(scenarios.distinct_order_sign_requests(2)))
+    return found
+
+
+CORPUS = _corpus()
+
+
+def verdict(resource: Any) -> str:
+    try:
+        return "valid " + json.dumps(validate_resource(resource), sort_keys=True, default=str)
+    except InvalidFhir as error:
+        return f"invalid {error}"
+
+
+def both(resource: Any) -> tuple[str, str]:
+    speedups.uninstall()
+    try:
+        assert not speedups.installed()
+        stock = verdict(copy.deepcopy(resource))
+    finally:
+        assert speedups.install()
+    return stock, verdict(copy.deepcopy(resource))
+
+
+def test_the_speedups_are_installed_on_the_locked_fhir_core() -> None:
+    preload_models()
+    assert speedups.installed(), "fhir_core changed: re-check the two functions and update speedups.CHECKED"
+
+
+def test_every_corpus_resource_gets_the_same_verdict() -> None:
+    assert len(CORPUS) > 300
+    for resource in CORPUS:
+        stock, fast = both(resource)
+        assert stock == fast, resource.get("id")
+
+
+def _mutations(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for key, value in resource.items():
+        if isinstance(value, list):
+            yield {**resource, key: [*value, None]}  # a null inside a list
+            yield {**resource, key: [None]}
+        if isinstance(value, dict):
+            for inner, item in value.items():
+                if isinstance(item, list):
+                    yield {**resource, key: {**value, inner: [None, *item]}}  # one level down
+        if key not in ("resourceType", "id"):
+            yield {k: v for k, v in resource.items() if k != key}  # a required element gone, maybe
+    choice = [key for key in resource if key.startswith(("value", "effective", "onset", "occurrence", "performed"))]
+    for key in choice:
+        prefix = next(p for p in ("value", "effective", "onset", "occurrence", "performed") if key.startswith(p))
+        yield {**resource, f"{prefix}String": "x", f"{prefix}Boolean": True}  # two values for one choice
+
+
+@pytest.mark.slow
+def test_mutated_resources_get_the_same_verdict_and_message() -> None:
+    checked = refused = 0
+    for resource in CORPUS[::3]:
+        for mutated in _mutations(resource):
+            stock, fast = both(mutated)
+            assert stock == fast, (resource.get("id"), stock[:300], fast[:300])
+            checked += 1
+            refused += stock.startswith("invalid")
+    assert checked > 1000 and refused > 300  # the mutations did reach the replaced checks
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.sampled_from(["", "x", "final", "2024-01-01"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(
+        st.sampled_from(["coding", "system", "code", "text", "reference", "extension", "url", "valueString"]),
+        children, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(CORPUS), st.sampled_from(["code", "category", "subject", "extension", "note", "valueString",
+                                                   "identifier", "status", "focus"]), json_values)
+def test_random_element_values_get_the_same_verdict(resource: dict[str, Any], key: str, value: Any) -> None:
+    stock, fast = both({**resource, key: value})
+    assert stock == fast
+
+
+def test_the_second_after_check_is_skipped_only_for_the_same_instance() -> None:
+    """Two different resources validated in a row are each checked: a choice element with two
+    values is refused even right after a valid resource of the same type was accepted."""
+    observation = next(r for r in CORPUS if r["resourceType"] == "Observation" and "valueQuantity" in r
+                       and verdict(r).startswith("valid"))
+    doubled = {**observation, "valueString": "also this"}
+    assert "valueQuantity" in verdict(doubled) and verdict(doubled).startswith("invalid")
+    assert verdict(observation).startswith("valid")
