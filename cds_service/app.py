@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep cards in the order the engine ranked them
     app.json.compact = True  # type: ignore[attr-defined]
 
-    database = make_engine(settings.database_url, settings.sqlite_busy_timeout)
+    database = make_engine(settings.database_url, settings.sqlite_busy_timeout, True)  # background WAL checkpoints
     jti_table(db_metadata)  # on the shared metadata first, so migrate creates it under its lock
     migrate(database)
     knowledge = knowledge or load_knowledge(settings.knowledge_dir)
