@@ -2,7 +2,8 @@
 
 Why: validating the ~30 resources a typical order-sign call reads was about 40 % of its time,
 and a third of that went to two Python checks that ``fhir_core`` (the base of the
-fhir.resources models) runs for every element of every resource, however small:
+fhir.resources models) runs for every element of every resource, however small, and much of
+the rest to validating the same small elements over and over:
 
 * ``reject_null_complex_elements`` (a model "before" validator: no ``null`` inside a list of
   complex elements) walks every field the model declares (an Observation has ~50) and asks
@@ -16,7 +17,17 @@ fhir.resources models) runs for every element of every resource, however small:
   back to back and read the same finished instance; the second is skipped. The thread-local
   holds the instance itself (not its id), so no other object can be mistaken for it.
 
-Both are installed by replacing the code of the library's two functions (so the compiled
+* ``fhir_model_validator`` (how every element is validated as a field of its parent) is
+  remembered for *flat* elements, those whose members are all strings, numbers or booleans
+  (a Coding, a Reference, a Quantity, a Period), keyed by the element's type and its members
+  with their Python types. The same LOINC or SNOMED coding, the same category, the patient
+  reference of every resource in a chart, come again and again, in one call and across calls;
+  each distinct element is still validated once by the library, and only a success is
+  remembered (an invalid element is refused by the library every time). At most
+  ``FLAT_CACHE_SIZE`` elements are kept per process (emptied when full). The instance handed
+  back is shared, which is harmless: the service keeps only the verdict, never the models.
+
+All three are installed by replacing the code of the library's functions (so the compiled
 pydantic validators, which hold references to them, pick them up). They are only installed on
 the ``fhir_core`` version whose functions they were checked against (the source of both is
 compared too): on any other version the library runs unchanged. tests/fhir/test_speedups.py
@@ -35,11 +46,14 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: fhir_core version -> sha256 of the two original functions' source (reject, after).
+#: fhir_core version -> sha256 of the original functions' source (reject, after, field validator).
 CHECKED = {
     "1.1.12": ("d0d0200524d20d337433d62ea06bc4f14c0b76c50555dcfaa0282bf5cdf85350",
-               "016ab95ff060a75a1c85d30dc016014fbbf62f83791ca20204f8d6daec265edb"),
+               "016ab95ff060a75a1c85d30dc016014fbbf62f83791ca20204f8d6daec265edb",
+               "6a4912d3f8b15f0496e2b330e47bd44c7176927bbb83ad87a2d6830e29aac5d8"),
 }
+#: Flat elements remembered per process (a few MB at most).
+FLAT_CACHE_SIZE = 4096
 
 _installed: dict[str, types.CodeType] = {}
 _attempted: list[bool] = []  # install() looks at the library once per process
@@ -50,12 +64,14 @@ def _digest(function: types.FunctionType) -> str:
     return hashlib.sha256(inspect.getsource(function).encode("utf-8")).hexdigest()
 
 
-def _functions() -> tuple[types.FunctionType, types.FunctionType]:
+def _functions() -> tuple[types.FunctionType, types.FunctionType, types.FunctionType]:
     from fhir_core.fhirabstractmodel import FHIRAbstractModel
+    from fhir_core.types import FhirBase
 
     reject = FHIRAbstractModel.__dict__["reject_null_complex_elements"].__func__
     after = FHIRAbstractModel.__dict__["validate_after_model_construction"]
-    return reject, after
+    field = FhirBase.__dict__["fhir_model_validator"].__func__
+    return reject, after, field
 
 
 # The replacement bodies run with the library module's globals (their code replaces the
@@ -81,6 +97,23 @@ def _fast_validate_after_model_construction(self: Any) -> Any:
     return self
 
 
+def _remembering_fhir_model_validator(cls: Any, value: Any, model_klass: Any) -> Any:
+    if value.__class__ is not dict:
+        return _cds_original_field(cls, value, model_klass)  # type: ignore[name-defined]  # noqa: F821
+    try:  # only flat elements: an unhashable member (a list, an object) raises TypeError here
+        key = (model_klass, *[(name, item.__class__, item) for name, item in value.items()])
+        known = _cds_flat_cache.get(key)  # type: ignore[name-defined]  # noqa: F821
+    except TypeError:
+        return _cds_original_field(cls, value, model_klass)  # type: ignore[name-defined]  # noqa: F821
+    if known is not None:
+        return known
+    result = _cds_original_field(cls, value, model_klass)  # type: ignore[name-defined]  # noqa: F821
+    if len(_cds_flat_cache) >= _cds_flat_cache_size:  # type: ignore[name-defined]  # noqa: F821
+        _cds_flat_cache.clear()  # type: ignore[name-defined]  # noqa: F821
+    _cds_flat_cache[key] = result  # type: ignore[name-defined]  # noqa: F821
+    return result
+
+
 def install() -> bool:
     """Install both speed-ups (idempotent); False when this fhir_core is not the checked one."""
     if _installed:
@@ -90,11 +123,11 @@ def install() -> bool:
     _attempted.append(True)
     try:
         version = metadata.version("fhir_core")
-        reject, after = _functions()
+        reject, after, field = _functions()
     except Exception:  # not installed as expected: leave the library alone
         return False
     expected = CHECKED.get(version)
-    if expected is None or (_digest(reject), _digest(after)) != expected:
+    if expected is None or (_digest(reject), _digest(after), _digest(field)) != expected:
         log.info("fhir_core %s: validation speed-ups not installed (checked against %s)", version,
                  ", ".join(CHECKED))
         return False
@@ -102,9 +135,14 @@ def install() -> bool:
     module_globals["_cds_original_reject"] = types.FunctionType(
         reject.__code__, module_globals, "reject_null_complex_elements")
     module_globals["_cds_last_validated"] = threading.local()
-    _installed["reject"], _installed["after"] = reject.__code__, after.__code__
+    field_globals = field.__globals__
+    field_globals["_cds_original_field"] = types.FunctionType(field.__code__, field_globals, "fhir_model_validator")
+    field_globals["_cds_flat_cache"] = {}
+    field_globals["_cds_flat_cache_size"] = FLAT_CACHE_SIZE
+    _installed["reject"], _installed["after"], _installed["field"] = reject.__code__, after.__code__, field.__code__
     reject.__code__ = _fast_reject_null_complex_elements.__code__
     after.__code__ = _fast_validate_after_model_construction.__code__
+    field.__code__ = _remembering_fhir_model_validator.__code__
     return True
 
 
@@ -112,8 +150,10 @@ def uninstall() -> None:
     """Restore the library's own code (for the tests that compare both)."""
     if not _installed:
         return
-    reject, after = _functions()
+    reject, after, field = _functions()
     reject.__code__, after.__code__ = _installed.pop("reject"), _installed.pop("after")
+    field.__code__ = _installed.pop("field")
+    field.__globals__["_cds_flat_cache"].clear()
     _attempted.clear()
 
 

@@ -16,13 +16,15 @@ third of the time or less. Where the two libraries would differ, the standard li
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 from flask.json.provider import DefaultJSONProvider
 
-_LONG_NUMBER = re.compile(rb"\d{19}")
+# Digits become "d", everything else ".": a run of 19 "d" is a run of 19 digits. (A regular
+# expression search for \d{19} took 1 ms on a 38 KB body; translate and find take 0.04 ms.)
+_DIGIT_MAP = bytes(0x64 if 0x30 <= byte <= 0x39 else 0x2E for byte in range(256))
+_LONG_RUN = b"d" * 19
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
@@ -33,7 +35,7 @@ def _reject_constant(name: str) -> Any:
 def loads(raw: bytes) -> Any:
     """The parsed document; raises what ``json.loads`` raises (JSONDecodeError, ValueError for
     NaN and Infinity, UnicodeDecodeError, RecursionError) for a body that is not JSON."""
-    if not _LONG_NUMBER.search(raw):
+    if _LONG_RUN not in raw.translate(_DIGIT_MAP):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -135,3 +135,26 @@ def test_the_second_after_check_is_skipped_only_for_the_same_instance() -> None:
     doubled = {**observation, "valueString": "also this"}
     assert "valueQuantity" in verdict(doubled) and verdict(doubled).startswith("invalid")
     assert verdict(observation).startswith("valid")
+
+
+def test_a_remembered_flat_element_never_answers_for_another_type_or_value() -> None:
+    """The memo of flat elements is keyed by the element's type and its members with their
+    Python types: 1 and True (equal in Python) are told apart, and a failure is never kept."""
+    weight = next(r for r in CORPUS if r["resourceType"] == "Observation" and "valueQuantity" in r
+                  and verdict(r).startswith("valid"))
+    quantity = dict(weight["valueQuantity"])
+    assert verdict({**weight, "valueQuantity": {**quantity, "value": 1}}).startswith("valid")
+    verdicts = set()
+    for odd in (True, "1", 1.0, [1]):
+        stock, fast = both({**weight, "valueQuantity": {**quantity, "value": odd}})
+        assert stock == fast, odd
+        verdicts.add(fast.split(" ")[0])
+    assert verdicts == {"valid", "invalid"}
+    bad_coding = {"system": "http://loinc.org", "code": 7}  # a code must be a string
+    for _ in range(2):  # the second time too: failures are not remembered
+        stock, fast = both({**weight, "code": {"coding": [bad_coding]}})
+        assert stock == fast and fast.startswith("invalid")
+    # the same members as a Coding elsewhere, in an element of another type, get that type's verdict
+    period_like = {"start": "2026-01-01", "end": "2026-02-01"}
+    stock, fast = both({**weight, "code": {"coding": [period_like]}})
+    assert stock == fast and fast.startswith("invalid")
