@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -11,6 +12,7 @@ from cds_service.app import create_app
 from cds_service.config import Settings
 from cds_service.ops import metrics as ops_metrics
 from cds_service.ops.logs import configure_logging, gunicorn_logger_class
+from cds_service.turns import taking_turns
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -28,7 +30,10 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        if (self.options.get("threads") or 1) > 1 and not os.environ.get("XTURNOFF"):  # the worker's request threads take turns (cds_service/turns.py)
+            app.wsgi_app = taking_turns(app.wsgi_app)  # type: ignore[method-assign]
+        return app
 
 
 def _post_fork(server: Any, worker: Any) -> None:
