@@ -35,6 +35,7 @@ import scenarios  # noqa: E402
 
 from cds_service.app import create_app  # noqa: E402
 from cds_service.config import Settings  # noqa: E402
+from cds_service.serve import freeze_startup_objects  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(database_url=f"sqlite:///{folder / 'profile.sqlite3'}", auth_enabled=False,
                         strict_fhir=args.strict, max_body_bytes=64 * 1024 * 1024, log_level="WARNING")
     app = create_app(settings)
+    freeze_startup_objects()  # as cds-service serve does after building the app
     client = app.test_client()
     path = f"/cds-services/{scenarios.ORDER_SIGN_SERVICE}"
     headers = {"Content-Type": "application/json"}
