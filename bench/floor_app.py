@@ -20,6 +20,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from cds_service.config import Settings
+from cds_service import workers
 from cds_service.serve import GunicornServer, gunicorn_options
 
 CONSTANT_ANSWER: dict[str, Any] = {"cards": []}
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="default: the service's (CDS_WORKERS or the core count)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()  # the service's worker and thread defaults (CDS_WORKERS, CDS_THREADS)
+    workers.create_table()  # the same connection balancing as the service (cds_service/workers.py)
     FloorServer(floor_options(args.host, args.port, args.workers or settings.workers, settings.threads), settings).run()
     return 0
 

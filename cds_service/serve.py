@@ -13,6 +13,7 @@ from cds_service.app import create_app
 from cds_service.config import Settings
 from cds_service.ops import metrics as ops_metrics
 from cds_service.ops.logs import configure_logging, gunicorn_logger_class
+from cds_service import workers as balance
 from cds_service.turns import taking_turns
 
 
@@ -63,6 +64,7 @@ def _post_fork(server: Any, worker: Any) -> None:
 def _child_exit(server: Any, worker: Any) -> None:
     # Retire the exited worker's metric files (prometheus_client multiprocess mode).
     ops_metrics.mark_worker_dead(worker.pid)
+    balance.forget(worker.pid)  # and its row in the connection table
 
 
 def gunicorn_options(host: str, port: int, workers: int, timeout: int = 30, *, threads: int = 4,
@@ -70,7 +72,8 @@ def gunicorn_options(host: str, port: int, workers: int, timeout: int = 30, *, t
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
+        # gthread, taking an even share of the connections (cds_service/workers.py)
+        "worker_class": "cds_service.workers.BalancedThreadWorker",
         "threads": threads,
         "timeout": timeout,
         "graceful_timeout": 20,
@@ -122,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
                                log_format=settings.log_format, access_log=settings.access_log)
     # Before the app is built and the workers fork: metrics go to files every worker shares.
     metrics_dir, created = ops_metrics.prepare_multiprocess()
+    balance.create_table()  # shared by the workers this master forks
     try:
         GunicornServer(options, settings).run()
     finally:
