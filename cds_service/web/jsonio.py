@@ -9,7 +9,8 @@ third of the time or less. Where the two libraries would differ, the standard li
   integers of more than 64 bits as floats. A body orjson refuses, or one holding a run of 19 or
   more digits, is parsed by ``json`` exactly as before (with its error messages);
 * writing: ``datetime``/``date``/``time`` and dataclasses go to Flask's own default (orjson
-  would write them in another format); everything else is written as ``json`` writes it, except
+  would write them in another format), and a document orjson cannot write (an integer beyond
+  64 bits) is written by ``json``; everything else is written as ``json`` writes it, except
   that non-ASCII characters are sent as UTF-8 rather than ``\\uXXXX`` escapes (the same JSON).
 """
 
@@ -50,11 +51,17 @@ class OrjsonProvider(DefaultJSONProvider):
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         if kwargs or self.sort_keys or not self.compact:
             return super().dumps(obj, **kwargs)
-        return orjson.dumps(obj, default=self.default, option=_OPTIONS).decode("utf-8")
+        try:
+            return orjson.dumps(obj, default=self.default, option=_OPTIONS).decode("utf-8")
+        except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits: json writes it
+            return super().dumps(obj)
 
     def response(self, *args: Any, **kwargs: Any) -> Any:
         obj = self._prepare_response_obj(args, kwargs)
         if self.sort_keys or not self.compact:
             return super().response(*args, **kwargs)
-        data = orjson.dumps(obj, default=self.default, option=_OPTIONS) + b"\n"
+        try:
+            data = orjson.dumps(obj, default=self.default, option=_OPTIONS) + b"\n"
+        except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits: json writes it
+            return super().response(*args, **kwargs)
         return self._app.response_class(data, mimetype=self.mimetype)

@@ -62,3 +62,10 @@ def test_responses_hold_the_same_json_and_flask_formats_dates(app: Any) -> None:
         assert response.mimetype == "application/json"
         assert json.loads(response.get_data()) == json.loads(expected)
         assert not math.isnan(json.loads(written)["a"][0])
+
+
+def test_a_document_orjson_cannot_write_is_written_by_json(app: Any) -> None:
+    document = {"big": -(2**70), "list": [2**64]}
+    with app.app_context():
+        assert json.loads(app.json.dumps(document)) == document
+        assert json.loads(app.json.response(document).get_data()) == document
