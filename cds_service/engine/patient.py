@@ -131,11 +131,20 @@ def documents_cancer(resource: Resource, knowledge: Knowledge) -> bool:
 
 
 def _indication_prefixes(orders: tuple[TherapyOrder, ...], knowledge: Knowledge) -> tuple[str, ...]:
+    """ICD-10-CM prefixes of the Conditions worth reading besides cancers: the agents' labelled
+    indications, the sequencing codes, and the codes the agents' documentation items read (Z19.2,
+    G89.3, E05, a visceral metastasis): without them a coded Z19.2 could never clear its item."""
     prefixes: list[str] = list(knowledge.sequencing_codes)
+    agents = {order.agent for order in orders if order.agent}
     for order in orders:
         indication = knowledge.indications.get(order.agent or "")
         if indication:
             prefixes.extend(item for group in indication.requires for item in group if not item.startswith("snomed:"))
+    for item in knowledge.doc_items.values():
+        requirement = item.requirement
+        if requirement is not None and requirement.agents & agents:
+            prefixes.extend((*requirement.condition_icd10cm_prefixes, *requirement.only_with_icd10cm_prefixes,
+                             *requirement.conflict_icd10cm_prefixes))
     return tuple(prefixes)
 
 

@@ -102,3 +102,17 @@ def test_advice_items_carry_a_source_and_the_advice_strength():
                 "thyroid-uptake", "lung-shunt-study"):
         requirement = items[key].requirement
         assert requirement is not None and requirement.strength == "advice"
+
+
+def test_a_coded_diagnosis_clears_its_advice_item():
+    """Z19.2 and G89.3 are unrelated to the indication, but they are the advice items' evidence:
+    the chart reader must keep them (it used to drop every Condition not about the indication)."""
+    assert only_decision(run(RA223, bone_chart()))["documentationAdvice"] == [
+        "castration-resistant", "symptomatic-bone-metastases"]
+    coded = bone_chart() + [condition("c-8", "Z19.2"), condition("c-9", "G89.3")]
+    assert "documentationAdvice" not in only_decision(run(RA223, coded))
+    assert only_decision(run(RA223, bone_chart() + [condition("c-8", "Z19.2")]))["documentationAdvice"] == [
+        "symptomatic-bone-metastases"]
+    # Kept for the agent whose advice item names it only: an unrelated code still clears nothing.
+    assert only_decision(run(RA223, bone_chart() + [condition("c-8", "Z19.1")]))["documentationAdvice"] == [
+        "castration-resistant", "symptomatic-bone-metastases"]
