@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Iterator
 from cds_service.engine.facts import (
     CarePlanFact, CodedFact, ConditionFact, CoverageFact, HistoryFact, PatientFacts, ReportFact, TherapyOrder,
 )
+from cds_service.engine.orders import medication_concepts
 from cds_service.engine.fhirdata import (
     Resource, as_list, code_keys, first_date, for_patient, parse_date, ref_target, reference, texts,
 )
@@ -359,6 +360,42 @@ def _procedures(call: HookCall, orders: tuple[TherapyOrder, ...], high: date) ->
     return tuple(CodedFact(codes=tuple(_codes_of(r)), when=when_of(r)) for r in _selected(call, "Procedure", keep))
 
 
+# Medication records that say the drug was never given (or not yet): they are no prior therapy.
+_NOT_GIVEN_MEDICATION = {"entered-in-error", "cancelled", "draft", "not-taken", "intended"}
+_NOT_AN_ORDER = {"proposal", "plan"}
+
+
+def _wants_medications(orders: tuple[TherapyOrder, ...], knowledge: Knowledge) -> bool:
+    """The medication history is read only for an agent whose label asks for a prior therapy."""
+    agents = {order.agent for order in orders if order.agent}
+    return any(item.requirement is not None and item.requirement.agents & agents
+               and (item.requirement.medication_rxnorm or item.requirement.medication_text is not None)
+               for item in knowledge.doc_items.values())
+
+
+def _medications(call: HookCall, orders: tuple[TherapyOrder, ...], high: date) -> tuple[CodedFact, ...]:
+    """The patient's medication history up to the latest order (MedicationRequest and
+    MedicationStatement, the drug coded, named, or behind a medicationReference), not the orders."""
+    own = {member for order in orders for member in order.members}
+
+    def when_of(resource: Resource) -> date | None:
+        return first_date(resource.get("authoredOn"), resource.get("effectiveDateTime"),
+                          resource.get("effectivePeriod"), resource.get("dateAsserted"))
+
+    def keep(resource: Resource) -> bool:
+        when = when_of(resource)
+        return (reference(resource) not in own and resource.get("status") not in _NOT_GIVEN_MEDICATION
+                and resource.get("intent") not in _NOT_AN_ORDER and (when is None or when <= high))
+
+    facts = []
+    for resource_type in ("MedicationRequest", "MedicationStatement"):
+        for resource in _selected(call, resource_type, keep):
+            concepts = [c for c in medication_concepts(resource, call.medications) if isinstance(c, dict)]
+            facts.append(CodedFact(codes=tuple(code_keys(*concepts)), when=when_of(resource),
+                                   value=" ; ".join(texts(*concepts))))
+    return tuple(facts)
+
+
 def _stage_values(call: HookCall, knowledge: Knowledge) -> tuple[CodedFact, ...]:
     """Staging Observations with their value words (a cM1b category reads "bone only")."""
     facts = []
@@ -467,6 +504,7 @@ def patient_facts(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: K
         reports=_reports(call, last) if requirements else (),
         procedures=_procedures(call, orders, last) if requirements else (),
         stage_values=_stage_values(call, knowledge) if requirements else (),
+        medications=_medications(call, orders, last) if _wants_medications(orders, knowledge) else (),
         setting=_setting(call, orders, knowledge),
         coverages=_coverages(call),
         weight_kg=weight_kg,

@@ -529,9 +529,13 @@ def _requirement(entry: dict[str, Any], where: str, agents: frozenset[str], chec
         conflict=checks.get(entry, "conflict", where, required=False),
         condition_icd10cm_prefixes=checks.strings(entry, "condition_icd10cm_prefixes", where),
         only_with_icd10cm_prefixes=checks.strings(entry, "only_with_icd10cm_prefixes", where),
+        medication_rxnorm=frozenset(checks.strings(entry, "medication_rxnorm", where)),
+        medication_text=pattern("medication_text"),
     )
-    if not (requirement.report_text or requirement.procedure_hcpcs or requirement.observation_value_text):
-        checks.fail(where, "a per-agent item needs report_text, procedure_hcpcs or observation_value_text")
+    if not (requirement.report_text or requirement.procedure_hcpcs or requirement.observation_value_text
+            or requirement.medication_rxnorm or requirement.medication_text):
+        checks.fail(where, "a per-agent item needs report_text, procedure_hcpcs, observation_value_text "
+                           "or medication_rxnorm / medication_text")
     if (requirement.conflict_icd10cm_prefixes or requirement.negation_conflicts) and not requirement.conflict:
         checks.fail(where, "a conflict needs its 'conflict' wording for the warning card")
     return requirement

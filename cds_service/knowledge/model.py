@@ -121,6 +121,8 @@ class AgentRequirement:
     conflict: str | None = None
     condition_icd10cm_prefixes: tuple[str, ...] = ()  # an active Condition so coded satisfies it (Z19.2)
     only_with_icd10cm_prefixes: tuple[str, ...] = ()  # asked only when such a Condition is on file (E05)
+    medication_rxnorm: frozenset[str] = frozenset()  # a prior medication so coded satisfies it (an ARPI)
+    medication_text: re.Pattern[str] | None = None  # or so named
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,8 @@ class DocItemEntry(_Fact):
     conflict: str | None = None
     condition_icd10cm_prefixes: list[str] | None = None
     only_with_icd10cm_prefixes: list[str] | None = None
+    medication_rxnorm: list[str] | None = None
+    medication_text: str | None = None
 
 
 class DocRuleEntry(_Fact):
