@@ -131,6 +131,8 @@ def _code_detail(decision: Decision, knowledge: Knowledge) -> str:
         units = f"{line.units} unit{'s' if line.units != 1 else ''}" if line.units is not None else "units to be set"
         lines.append(f"Supply: HCPCS {line.code}, {units} ({line.unit.replace('per-', 'per ')})"
                      + (f" — {line.note}" if line.note else "") + ".")
+    if decision.supply_note:
+        lines.append(f"Supply: {decision.supply_note}")
     agent = knowledge.agents.get(order.agent or "")
     if agent and agent.note:
         lines.append(agent.note)

@@ -41,6 +41,7 @@ class Decision:
     advice: tuple[str, ...] = ()  # advice documentation keys not evidenced: worth documenting, never gaps
     sources: tuple[str, ...] = ()  # the knowledge sources behind the code, its row and the supply line
     knowledge_version: str = ""
+    supply_note: str | None = None  # said on the card instead of a supply line withheld in this setting
 
     @property
     def code(self) -> str:
@@ -101,6 +102,18 @@ def supply_lines(order: TherapyOrder, code: str, knowledge: Knowledge,
                        rounding.note),)
 
 
+def supply_note(order: TherapyOrder, code: str, knowledge: Knowledge, setting: str | None = None) -> str | None:
+    """Why no supply line is given when the agent's supply code is limited to other settings, and
+    what applies instead (agents.toml ``setting_notes``): the card must not go silent on the source."""
+    agent = knowledge.agents.get(order.agent or "")
+    info = knowledge.codes.get(code)
+    if agent is None or agent.supply is None or info is None or info.kind != "unsealed":
+        return None
+    if not agent.supply.settings or setting in agent.supply.settings:
+        return None
+    return agent.supply.setting_notes.get(setting or "unknown")
+
+
 def decision_sources(order: TherapyOrder, choice: CodeChoice, knowledge: Knowledge) -> tuple[str, ...]:
     """Source keys behind a decision: the recommended code's, the rule row's, then the agent's
     (which carries the supply line), each once and in that order."""
@@ -150,6 +163,7 @@ def decide_all(orders: tuple[TherapyOrder, ...], other_codes: tuple[str, ...], p
             choice=choice,
             modifiers=modifiers(choice.code, patient.setting, payer, knowledge),
             supply=supply_lines(order, choice.code, knowledge, patient.setting),
+            supply_note=supply_note(order, choice.code, knowledge, patient.setting),
             required=required,
             missing=gaps,
             advice=documentation.advice(order, patient, knowledge),

@@ -293,8 +293,21 @@ def _load_agents(data: dict[str, Any], checks: _Checks) -> tuple[dict[str, Agent
             if settings:
                 # A setting limit is a billing fact of its own and needs its own source.
                 checks.sourced({"source": raw.get("settings_source")}, f"{where} supply settings")
+            notes = raw.get("setting_notes") or {}
+            if not isinstance(notes, dict):
+                checks.fail(f"{where} supply", "setting_notes must be a table of setting = note")
+                notes = {}
+            for setting, note in notes.items():
+                if setting not in SETTINGS | {"unknown"} or setting in settings:
+                    checks.fail(f"{where} supply", f"setting_notes: {setting!r} is not a setting the code is "
+                                                   "withheld in (a setting outside `settings`, or unknown)")
+                if not isinstance(note, str) or not note.strip():
+                    checks.fail(f"{where} supply", f"setting_notes.{setting} must be a sentence")
+            if notes and not settings:
+                checks.fail(f"{where} supply", "setting_notes need `settings` (the code is billed everywhere)")
             if code and unit:
-                supply = Supply(code=code, unit=unit, settings=settings)
+                supply = Supply(code=code, unit=unit, settings=settings,
+                                setting_notes={k: str(v) for k, v in notes.items()})
         agent = Agent(
             key=key or "",
             name=checks.get(entry, "name", where) or "",

@@ -48,6 +48,9 @@ class Supply:
     code: str
     unit: str  # per-mCi | per-uCi | per-dose | per-source
     settings: tuple[str, ...] = ()  # billed only in these settings (empty: any); unknown setting: not billed
+    # What the card says instead of the supply line, by setting ("unknown" when not known):
+    # which source code applies there depends on the payer.
+    setting_notes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ class SupplyEntry(_Strict):
     unit: str
     settings: list[str] | None = None
     settings_source: Sourced | None = None
+    setting_notes: dict[str, str] | None = None
 
 
 class AgentEntry(_Fact):
