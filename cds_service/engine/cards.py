@@ -115,6 +115,8 @@ def _code_detail(decision: Decision, knowledge: Knowledge) -> str:
                      + (f" ({ordered.descriptor})" if ordered else "") + ".")
     if choice.uncertain:
         lines.append(f"Not on the order: {choice.uncertain}; confirm it before billing.")
+    if decision.diagnosis_signal:
+        lines.append(diagnosis_signal_text(decision))
     if order.agent_conflict:
         lines.append(f"Check the drug: {order.agent_conflict}; correct the order's coding before signing.")
     if order.applicator and not order.applicator_insertion and info and info.kind == "sealed":
@@ -139,11 +141,29 @@ def _code_detail(decision: Decision, knowledge: Knowledge) -> str:
     return "\n\n".join(lines)
 
 
+_SIGNAL_WORDS = {
+    "histology": "the mCODE histology-morphology-behavior extension (a malignant behaviour), not from a code",
+    "secondary-profile": "the mCODE secondary-cancer-condition profile, not from a code",
+}
+
+
+def diagnosis_signal_text(decision: Decision) -> str:
+    """Which signal the documented diagnosis rests on when it is not a code. Text is the lower
+    confidence last resort, so the card asks for the coded diagnosis the claim will need."""
+    refs = ", ".join(ref for ref, _ in decision.diagnosis_evidence)
+    if decision.diagnosis_from_text:
+        words = "; ".join(f"\u201c{text}\u201d" for _, text in decision.diagnosis_evidence if text)
+        return (f"Diagnosis recognised from text only (lower confidence): {words} ({refs}). Add the coded "
+                "diagnosis (ICD-10-CM, or SNOMED CT) to the problem list: the claim needs the code.")
+    return f"Diagnosis recognised from {_SIGNAL_WORDS.get(decision.diagnosis_signal or '', 'a non-code signal')} ({refs})."
+
+
 def code_card(decision: Decision, knowledge: Knowledge, source_label: str, light: bool = False,
               base_url: str | None = None) -> dict[str, Any]:
     """The order's code card; with ``base_url`` its first link is the recommended code's library page."""
     order = decision.order
-    clean = decision.code_matches and not decision.missing and not decision.warnings and not decision.choice.uncertain
+    clean = (decision.code_matches and not decision.missing and not decision.warnings and not decision.choice.uncertain
+             and not decision.diagnosis_from_text)
     if decision.code_matches:
         summary, indicator, topic = f"CPT {decision.code} fits this order", "info", "guideline"
         if clean and not light:

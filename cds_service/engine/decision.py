@@ -42,6 +42,14 @@ class Decision:
     sources: tuple[str, ...] = ()  # the knowledge sources behind the code, its row and the supply line
     knowledge_version: str = ""
     supply_note: str | None = None  # said on the card instead of a supply line withheld in this setting
+    # When the diagnosis is documented by a signal other than a code: which one, and the Conditions
+    # (reference, words) it rests on. "text" is the lower-confidence last resort.
+    diagnosis_signal: str | None = None
+    diagnosis_evidence: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def diagnosis_from_text(self) -> bool:
+        return self.diagnosis_signal == "text"
 
     @property
     def code(self) -> str:
@@ -67,6 +75,10 @@ class Decision:
             out["missingDocumentation"] = list(self.missing)
             if self.advice:
                 out["documentationAdvice"] = list(self.advice)
+            if self.diagnosis_signal:
+                out["diagnosisSignal"] = self.diagnosis_signal
+                if self.diagnosis_from_text:
+                    out["diagnosisConfidence"] = "low"
             out["warnings"] = [warning.key for warning in self.warnings]
         return out
 
@@ -114,6 +126,22 @@ def supply_note(order: TherapyOrder, code: str, knowledge: Knowledge, setting: s
     return agent.supply.setting_notes.get(setting or "unknown")
 
 
+# The strongest signal first: a code, then mCODE's structured signals, then text.
+_SIGNAL_RANK = ("code", "histology", "secondary-profile", "text")
+
+
+def diagnosis_signal(required: tuple[str, ...], gaps: tuple[str, ...], patient: PatientFacts
+                     ) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """The strongest signal the documented diagnosis rests on, when it is not a code, and the
+    Conditions behind it; (None, ()) when a code shows it or the diagnosis is not in question."""
+    if "diagnosis" not in required or "diagnosis" in gaps or not patient.malignant:
+        return None, ()
+    best = min((c.signal or "code" for c in patient.malignant), key=_SIGNAL_RANK.index)
+    if best == "code":
+        return None, ()
+    return best, tuple((c.reference, c.text) for c in patient.malignant if c.signal == best)
+
+
 def decision_sources(order: TherapyOrder, choice: CodeChoice, knowledge: Knowledge) -> tuple[str, ...]:
     """Source keys behind a decision: the recommended code's, the rule row's, then the agent's
     (which carries the supply line), each once and in that order."""
@@ -158,12 +186,15 @@ def decide_all(orders: tuple[TherapyOrder, ...], other_codes: tuple[str, ...], p
         if choice.gaps:  # facts the decision row needed and the order does not state (skin HDR)
             required = documentation.in_published_order(required + choice.gaps, knowledge)
             gaps = documentation.in_published_order(gaps + choice.gaps, knowledge)
+        signal, evidence = diagnosis_signal(required, gaps, patient)
         decisions.append(Decision(
             order=order,
             choice=choice,
             modifiers=modifiers(choice.code, patient.setting, payer, knowledge),
             supply=supply_lines(order, choice.code, knowledge, patient.setting),
             supply_note=supply_note(order, choice.code, knowledge, patient.setting),
+            diagnosis_signal=signal,
+            diagnosis_evidence=evidence,
             required=required,
             missing=gaps,
             advice=documentation.advice(order, patient, knowledge),

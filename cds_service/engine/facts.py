@@ -59,6 +59,8 @@ class ConditionFact:
     codes: tuple[CodeKey, ...]
     malignant: bool
     staged: bool
+    signal: str | None = None  # what shows the malignancy: code | histology | secondary-profile | text
+    text: str = ""  # the words relied on, when the signal is text
 
 
 @dataclass(frozen=True)

@@ -117,18 +117,43 @@ def _cancer_roles(resource: Resource, knowledge: Knowledge) -> set[str]:
     return roles
 
 
-def documents_cancer(resource: Resource, knowledge: Knowledge) -> bool:
-    """Whether a (live, confirmed) Condition documents a malignancy, from every signal a chart carries (mCODE included).
+def malignant_text(resource: Resource, knowledge: Knowledge) -> str | None:
+    """The Condition's words that name a malignancy, when nothing else can speak for it: no
+    ICD-10-CM code (its C/D ranges decide by themselves), and no word of it negated, uncertain,
+    historical, benign or in situ. The last resort, read with lower confidence."""
+    signals = knowledge.cancer
+    if any(system == "icd10cm" for system, _ in _codes_of(resource)):
+        return None
+    words = list(texts(resource.get("code")))
+    if any(signals.malignancy_text_negation.search(w) or signals.in_situ_text.search(w) for w in words):
+        return None
+    return next((w for w in words if signals.malignancy_text.search(w)), None)
 
-    A malignant code, a malignant histology or the secondary-cancer role is enough; a benign,
-    uncertain or in-situ histology vetoes all three; the primary-cancer role alone never counts
-    (mCODE's primary value set also admits benign tumours).
+
+def cancer_signal(resource: Resource, knowledge: Knowledge) -> str | None:
+    """Which signal shows that a (live, confirmed) Condition documents a malignancy, or None.
+
+    "code" (a malignant ICD-10-CM or SNOMED CT code), "histology" (mCODE's histology extension
+    with a malignant behaviour), "secondary-profile" (mCODE's secondary-cancer role), or "text"
+    (the last resort, see :func:`malignant_text`). A benign, uncertain or in-situ histology vetoes
+    them all; the primary-cancer role alone never counts (mCODE's primary value set also admits
+    benign tumours).
     """
     histology = _histology(resource, knowledge)
     if histology == "never":
-        return False
-    return (is_malignant(_codes_of(resource), knowledge) or histology == "malignant"
-            or "secondary" in _cancer_roles(resource, knowledge))
+        return None
+    if is_malignant(_codes_of(resource), knowledge):
+        return "code"
+    if histology == "malignant":
+        return "histology"
+    if "secondary" in _cancer_roles(resource, knowledge):
+        return "secondary-profile"
+    return "text" if malignant_text(resource, knowledge) else None
+
+
+def documents_cancer(resource: Resource, knowledge: Knowledge) -> bool:
+    """Whether a (live, confirmed) Condition documents a malignancy, from every signal a chart carries."""
+    return cancer_signal(resource, knowledge) is not None
 
 
 def _indication_prefixes(orders: tuple[TherapyOrder, ...], knowledge: Knowledge) -> tuple[str, ...]:
@@ -170,8 +195,10 @@ def _conditions(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Kno
     facts = []
     for resource in _selected(call, "Condition", keep):
         codes = tuple(_codes_of(resource))
+        signal = cancer_signal(resource, knowledge)
         facts.append(ConditionFact(reference=reference(resource), codes=codes,
-                                   malignant=documents_cancer(resource, knowledge),
+                                   malignant=signal is not None, signal=signal,
+                                   text=(malignant_text(resource, knowledge) or "") if signal == "text" else "",
                                    staged=any(stage.get("summary") or stage.get("assessment")
                                               for stage in as_list(resource.get("stage")) if isinstance(stage, dict))))
     return tuple(facts)

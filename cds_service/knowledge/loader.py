@@ -505,6 +505,8 @@ def _cancer_signals(data: dict[str, Any], checks: _Checks,
         never_behaviour=never,
         morphology=morphology,
         in_situ_text=text_pattern("in_situ_text"),
+        malignancy_text=text_pattern("malignancy_text"),
+        malignancy_text_negation=text_pattern("malignancy_text_negation"),
         never_verification=frozenset(checks.strings(verification, "codes",
                                                     "evidence.toml condition_verification_never", required=True)),
     )

@@ -278,6 +278,10 @@ class CancerSignals:
     never_behaviour: frozenset[str] = frozenset()
     morphology: Mapping[str, str] = field(default_factory=dict)  # SNOMED morphology → malignant | never
     in_situ_text: re.Pattern[str] = _NEVER_MATCHES
+    # The last resort, lower confidence: a Condition with no ICD-10-CM code whose words name a
+    # malignancy, unless they are negated, uncertain or historical (or in_situ_text matches).
+    malignancy_text: re.Pattern[str] = _NEVER_MATCHES
+    malignancy_text_negation: re.Pattern[str] = _NEVER_MATCHES
     never_verification: frozenset[str] = frozenset({"refuted", "entered-in-error"})
 
 

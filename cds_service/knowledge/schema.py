@@ -201,6 +201,8 @@ class EvidenceFile(_Strict):
     histology_behaviour: HistologyBehaviourEntry | None = None
     morphology: list[MorphologyEntry] = Field(default_factory=list)
     in_situ_text: TextPattern | None = None
+    malignancy_text: TextPattern | None = None
+    malignancy_text_negation: TextPattern | None = None
     condition_verification_never: CodesEntry | None = None
 
 
