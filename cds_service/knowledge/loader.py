@@ -174,7 +174,13 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
         where = f"sources.toml sources {key!r}"
         title = checks.get(entry, "title", where)
         confidence = checks.get(entry, "confidence", where, choices=CONFIDENCE)
-        sources[key] = Source(key=key, title=title or "", confidence=confidence or "", url=entry.get("url"))
+        rechecked = entry.get("rechecked")
+        note = entry.get("rechecked_note")
+        if rechecked is not None and not (isinstance(rechecked, date) and isinstance(note, str) and note.strip()):
+            checks.fail(where, "'rechecked' is a date and needs a 'rechecked_note' saying which facts were verified")
+        sources[key] = Source(key=key, title=title or "", confidence=confidence or "", url=entry.get("url"),
+                              rechecked=rechecked if isinstance(rechecked, date) else None,
+                              rechecked_note=note if isinstance(note, str) else None)
     checks.source_keys = set(sources)
 
     codes = _load_codes(data["codes"], checks)

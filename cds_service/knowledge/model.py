@@ -20,6 +20,8 @@ class Source:
     title: str
     confidence: str
     url: str | None = None
+    rechecked: date | None = None  # the last day a fact of this source was verified against it again
+    rechecked_note: str | None = None  # which facts, and what was found
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ class SourceEntry(_Strict):
     title: str
     confidence: str
     url: str | None = None
+    rechecked: date | None = None
+    rechecked_note: str | None = None
 
 
 class SourcesFile(_Strict):
