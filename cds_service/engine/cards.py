@@ -115,8 +115,6 @@ def _code_detail(decision: Decision, knowledge: Knowledge) -> str:
                      + (f" ({ordered.descriptor})" if ordered else "") + ".")
     if choice.uncertain:
         lines.append(f"Not on the order: {choice.uncertain}; confirm it before billing.")
-    if decision.diagnosis_signal:
-        lines.append(diagnosis_signal_text(decision))
     if order.agent_conflict:
         lines.append(f"Check the drug: {order.agent_conflict}; correct the order's coding before signing.")
     if order.applicator and not order.applicator_insertion and info and info.kind == "sealed":
@@ -174,6 +172,8 @@ def code_card(decision: Decision, knowledge: Knowledge, source_label: str, light
     else:
         summary, indicator, topic = f"Bill this order as CPT {decision.code}", "info", "therapy-alternatives-opt"
     detail = _code_detail(decision, knowledge)
+    if decision.diagnosis_signal and not light:  # a documentation matter: order-select gives the code only
+        detail += "\n\n" + diagnosis_signal_text(decision)
     if decision.advice and not decision.missing and not light:  # no documentation card: advice goes here
         detail += "\n\n" + advice_text(decision, knowledge)
     card = _card(decision, summary, indicator, topic, detail, CODE_CARD, source_label)

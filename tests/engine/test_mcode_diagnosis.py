@@ -134,3 +134,13 @@ def test_the_card_names_a_structured_non_code_signal():
     assert only_decision(guidance)["diagnosisSignal"] == "histology"
     assert "diagnosisConfidence" not in only_decision(guidance)
     assert "Diagnosis recognised from the mCODE histology-morphology-behavior extension" in guidance.cards[0]["detail"]
+
+
+def test_order_select_says_nothing_about_the_diagnosis_signal():
+    from engine_builders import lung_chart, only_decision, run, service_request
+    draft = [service_request(cpt="77750", text="P-32 chromic phosphate intrapleural instillation", reason=["J91.0"])]
+    chart = [r for r in lung_chart() if r["id"] != "c-1"] + [
+        dict(worded("Squamous cell carcinoma of lung"), subject={"reference": "Patient/pat-1"})]
+    guidance = run(draft, chart, hook="order-select", selections=["ServiceRequest/sr-1"])
+    assert "diagnosisSignal" not in only_decision(guidance)
+    assert "Diagnosis recognised" not in guidance.cards[0]["detail"]
