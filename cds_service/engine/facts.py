@@ -59,6 +59,8 @@ class ConditionFact:
     codes: tuple[CodeKey, ...]
     malignant: bool
     staged: bool
+    signal: str | None = None  # what shows the malignancy: code | histology | secondary-profile | text
+    text: str = ""  # the words relied on, when the signal is text
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class ReportFact:
 
 @dataclass(frozen=True)
 class CodedFact:
-    """A completed Procedure's or a staging Observation's codes, value words and date."""
+    """A completed Procedure's, a staging Observation's or a prior medication's codes, words and date."""
 
     codes: tuple[CodeKey, ...]
     when: date | None
@@ -115,6 +117,7 @@ class PatientFacts:
     reports: tuple[ReportFact, ...] = ()
     procedures: tuple[CodedFact, ...] = ()
     stage_values: tuple[CodedFact, ...] = ()
+    medications: tuple[CodedFact, ...] = ()  # medication history (MedicationRequest, MedicationStatement)
     setting: str | None = None
     coverages: tuple[CoverageFact, ...] = ()
     weight_kg: float | None = None
