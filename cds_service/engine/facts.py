@@ -61,6 +61,9 @@ class ConditionFact:
     staged: bool
     signal: str | None = None  # what shows the malignancy: code | histology | secondary-profile | text
     text: str = ""  # the words relied on, when the signal is text
+    # A secondary cancer's primary, named by mCODE's related-primary extension: its codes meet the
+    # agent's indication (bone metastases *from prostate cancer*) without a Condition of their own.
+    related_primary_codes: tuple[CodeKey, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,4 +132,5 @@ class PatientFacts:
 
     @property
     def condition_codes(self) -> tuple[CodeKey, ...]:
-        return tuple(code for condition in self.conditions for code in condition.codes)
+        return tuple(code for condition in self.conditions
+                     for code in (*condition.codes, *condition.related_primary_codes))

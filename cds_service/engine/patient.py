@@ -174,6 +174,24 @@ def _indication_prefixes(orders: tuple[TherapyOrder, ...], knowledge: Knowledge)
     return tuple(prefixes)
 
 
+def _live(resource: Resource, knowledge: Knowledge) -> bool:
+    return (_verification(resource) not in knowledge.cancer.never_verification
+            and _condition_status(resource) not in _INACTIVE_CONDITION)
+
+
+def _related_primary_codes(resource: Resource, knowledge: Knowledge) -> tuple[CodeKey, ...]:
+    """The codes of the primary cancer that a secondary cancer Condition names by CodeableConcept in
+    mCODE's related-primary extension (mCODE STU3+). A Reference to a primary needs nothing here:
+    the primary's own Condition, when on file and live, is read like any other. Only the secondary
+    role is read, where mCODE puts the extension."""
+    urls = knowledge.cancer.related_primary_extensions
+    links = [extension for extension in as_list(resource.get("extension"))
+             if isinstance(extension, dict) and extension.get("url") in urls]
+    if not links or "secondary" not in _cancer_roles(resource, knowledge):
+        return ()
+    return tuple(dict.fromkeys(code for extension in links for code in code_keys(extension.get("valueCodeableConcept"))))
+
+
 def _conditions(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Knowledge) -> tuple[ConditionFact, ...]:
     wanted_refs = {ref for order in orders for ref in order.reason_refs}
     relevant = _indication_prefixes(orders, knowledge)
@@ -182,8 +200,7 @@ def _conditions(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Kno
                        for item in group if item.startswith("snomed:")}
 
     def keep(resource: Resource) -> bool:
-        if (_verification(resource) in knowledge.cancer.never_verification
-                or _condition_status(resource) in _INACTIVE_CONDITION):
+        if not _live(resource, knowledge):
             return False
         if reference(resource) in wanted_refs:
             return True
@@ -200,7 +217,8 @@ def _conditions(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Kno
                                    malignant=signal is not None, signal=signal,
                                    text=(malignant_text(resource, knowledge) or "") if signal == "text" else "",
                                    staged=any(stage.get("summary") or stage.get("assessment")
-                                              for stage in as_list(resource.get("stage")) if isinstance(stage, dict))))
+                                              for stage in as_list(resource.get("stage")) if isinstance(stage, dict)),
+                                   related_primary_codes=_related_primary_codes(resource, knowledge)))
     return tuple(facts)
 
 

@@ -275,6 +275,9 @@ class CancerSignals:
     roles_by_profile: Mapping[str, str] = field(default_factory=dict)  # profile URL → primary | secondary
     roles_by_category: Mapping[str, str] = field(default_factory=dict)  # SNOMED category → role
     histology_extensions: frozenset[str] = frozenset()
+    # Extensions on a secondary cancer Condition that name its primary (a Reference or, from
+    # mCODE STU3, a CodeableConcept): the primary's codes count towards the agent's indication.
+    related_primary_extensions: frozenset[str] = frozenset()
     icdo3_systems: frozenset[str] = frozenset()
     malignant_behaviour: frozenset[str] = frozenset()  # ICD-O-3 behaviour digits
     never_behaviour: frozenset[str] = frozenset()

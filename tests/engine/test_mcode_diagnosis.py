@@ -144,3 +144,35 @@ def test_order_select_says_nothing_about_the_diagnosis_signal():
     guidance = run(draft, chart, hook="order-select", selections=["ServiceRequest/sr-1"])
     assert "diagnosisSignal" not in only_decision(guidance)
     assert "Diagnosis recognised" not in guidance.cards[0]["detail"]
+
+
+RELATED = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-related-condition"
+CORE_RELATED = "http://hl7.org/fhir/StructureDefinition/condition-related"
+PROSTATE = {"coding": [{"system": SCT, "code": "399068003"}, {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "C61"}]}
+
+
+def test_related_primary_concept_is_read_on_a_secondary_cancer_only():
+    from cds_service.engine.patient import _related_primary_codes
+
+    secondary = cancer((SCT, "94222008"), profile=SECONDARY)
+    secondary["extension"] = [{"url": RELATED, "valueCodeableConcept": PROSTATE}]
+    assert set(_related_primary_codes(secondary, knowledge())) == {("snomed", "399068003"), ("icd10cm", "C61")}
+    # The same extension on a primary (or unprofiled) Condition names no primary.
+    primary = dict(secondary, meta={"profile": [PRIMARY]})
+    assert _related_primary_codes(primary, knowledge()) == ()
+    # A Reference names a Condition that is read on its own when it is on file: no codes here.
+    by_reference = dict(secondary, extension=[{"url": CORE_RELATED, "valueReference": {"reference": "Condition/p-1"}}])
+    assert _related_primary_codes(by_reference, knowledge()) == ()
+    # An unknown extension URL is not read.
+    unknown = dict(secondary, extension=[{"url": "http://example.org/related", "valueCodeableConcept": PROSTATE}])
+    assert _related_primary_codes(unknown, knowledge()) == ()
+
+
+def test_related_primary_codes_meet_the_indication():
+    from cds_service.engine.facts import ConditionFact, PatientFacts
+
+    bone = ConditionFact(reference="Condition/c-1", codes=(("icd10cm", "C79.51"),), malignant=True, staged=False)
+    linked = ConditionFact(reference="Condition/c-1", codes=(("icd10cm", "C79.51"),), malignant=True, staged=False,
+                           related_primary_codes=(("icd10cm", "C61"),))
+    assert ("icd10cm", "C61") not in PatientFacts(conditions=(bone,)).condition_codes
+    assert ("icd10cm", "C61") in PatientFacts(conditions=(linked,)).condition_codes
