@@ -12,7 +12,7 @@ from cds_service.engine.coverage import coverage_actions
 from cds_service.engine.decision import Decision, decide_all
 from cds_service.engine.fhirdata import code_keys, reference
 from cds_service.engine.facts import TherapyOrder
-from cds_service.engine.orders import therapy_order_groups, therapy_orders
+from cds_service.engine.orders import therapy_order_agents, therapy_order_groups, therapy_orders
 from cds_service.engine.patient import body_weight, patient_facts
 from typing import Any, Mapping, Sequence
 
@@ -39,11 +39,14 @@ def _selected(call: HookCall, orders: tuple[TherapyOrder, ...]) -> tuple[Therapy
     return tuple(order for order in orders if chosen & set(order.members))
 
 
-def prefetch_keys_for(completed: bool, light: bool, knowledge: Knowledge) -> frozenset[str]:
+def prefetch_keys_for(completed: bool, light: bool, knowledge: Knowledge,
+                      agents: frozenset[str] = frozenset()) -> frozenset[str]:
     """The prefetch keys the decisions on therapy orders can read, known before deciding them:
-    the core keys, body weight, and what any documentation rule may need. After-treatment items
-    count only for a completed procedure (a draft never needs post-procedure notes), and
-    order-select, which gives the code alone, needs the core keys only."""
+    the core keys, body weight, what any documentation rule may need, and what the ordered
+    agents' own items need (the medication history only for an agent whose label asks for a
+    prior therapy). After-treatment items count only for a completed procedure (a draft never
+    needs post-procedure notes), and order-select, which gives the code alone, needs the core
+    keys only."""
     keys = set(CORE_PREFETCH_KEYS)
     if light:
         return frozenset(keys)
@@ -51,6 +54,9 @@ def prefetch_keys_for(completed: bool, light: bool, knowledge: Knowledge) -> fro
     for rule in (*knowledge.doc_by_kind.values(), *knowledge.doc_by_code.values()):
         for item in (*rule.keys, *(rule.post if completed else ())):
             keys.update(DOC_DEPENDS_ON.get(item, ()))
+    for key, doc in knowledge.doc_items.items():
+        if doc.requirement is not None and doc.requirement.agents & agents:
+            keys.update(DOC_DEPENDS_ON.get(key, ()))
     return frozenset(keys)
 
 
@@ -73,7 +79,8 @@ def relevant(draft_orders: Sequence[Any], medications: Mapping[str, Any], select
         return Relevance()
     completed = any(resource.get("resourceType") == "Procedure" and resource.get("status") == "completed"
                     for group in groups for resource in group[:1])
-    return Relevance(positions, prefetch_keys_for(completed, light, knowledge))
+    agents = frozenset() if light else therapy_order_agents(groups, knowledge, medications)
+    return Relevance(positions, prefetch_keys_for(completed, light, knowledge, agents))
 
 
 def advise(call: HookCall, knowledge: Knowledge) -> Guidance:

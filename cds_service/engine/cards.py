@@ -131,17 +131,37 @@ def _code_detail(decision: Decision, knowledge: Knowledge) -> str:
         units = f"{line.units} unit{'s' if line.units != 1 else ''}" if line.units is not None else "units to be set"
         lines.append(f"Supply: HCPCS {line.code}, {units} ({line.unit.replace('per-', 'per ')})"
                      + (f" — {line.note}" if line.note else "") + ".")
+    if decision.supply_note:
+        lines.append(f"Supply: {decision.supply_note}")
     agent = knowledge.agents.get(order.agent or "")
     if agent and agent.note:
         lines.append(agent.note)
     return "\n\n".join(lines)
 
 
+_SIGNAL_WORDS = {
+    "histology": "the mCODE histology-morphology-behavior extension (a malignant behaviour), not from a code",
+    "secondary-profile": "the mCODE secondary-cancer-condition profile, not from a code",
+}
+
+
+def diagnosis_signal_text(decision: Decision) -> str:
+    """Which signal the documented diagnosis rests on when it is not a code. Text is the lower
+    confidence last resort, so the card asks for the coded diagnosis the claim will need."""
+    refs = ", ".join(ref for ref, _ in decision.diagnosis_evidence)
+    if decision.diagnosis_from_text:
+        words = "; ".join(f"\u201c{text}\u201d" for _, text in decision.diagnosis_evidence if text)
+        return (f"Diagnosis recognised from text only (lower confidence): {words} ({refs}). Add the coded "
+                "diagnosis (ICD-10-CM, or SNOMED CT) to the problem list: the claim needs the code.")
+    return f"Diagnosis recognised from {_SIGNAL_WORDS.get(decision.diagnosis_signal or '', 'a non-code signal')} ({refs})."
+
+
 def code_card(decision: Decision, knowledge: Knowledge, source_label: str, light: bool = False,
               base_url: str | None = None) -> dict[str, Any]:
     """The order's code card; with ``base_url`` its first link is the recommended code's library page."""
     order = decision.order
-    clean = decision.code_matches and not decision.missing and not decision.warnings and not decision.choice.uncertain
+    clean = (decision.code_matches and not decision.missing and not decision.warnings and not decision.choice.uncertain
+             and not decision.diagnosis_from_text)
     if decision.code_matches:
         summary, indicator, topic = f"CPT {decision.code} fits this order", "info", "guideline"
         if clean and not light:
@@ -152,6 +172,8 @@ def code_card(decision: Decision, knowledge: Knowledge, source_label: str, light
     else:
         summary, indicator, topic = f"Bill this order as CPT {decision.code}", "info", "therapy-alternatives-opt"
     detail = _code_detail(decision, knowledge)
+    if decision.diagnosis_signal and not light:  # a documentation matter: order-select gives the code only
+        detail += "\n\n" + diagnosis_signal_text(decision)
     if decision.advice and not decision.missing and not light:  # no documentation card: advice goes here
         detail += "\n\n" + advice_text(decision, knowledge)
     card = _card(decision, summary, indicator, topic, detail, CODE_CARD, source_label)

@@ -41,6 +41,15 @@ class Decision:
     advice: tuple[str, ...] = ()  # advice documentation keys not evidenced: worth documenting, never gaps
     sources: tuple[str, ...] = ()  # the knowledge sources behind the code, its row and the supply line
     knowledge_version: str = ""
+    supply_note: str | None = None  # said on the card instead of a supply line withheld in this setting
+    # When the diagnosis is documented by a signal other than a code: which one, and the Conditions
+    # (reference, words) it rests on. "text" is the lower-confidence last resort.
+    diagnosis_signal: str | None = None
+    diagnosis_evidence: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def diagnosis_from_text(self) -> bool:
+        return self.diagnosis_signal == "text"
 
     @property
     def code(self) -> str:
@@ -66,6 +75,10 @@ class Decision:
             out["missingDocumentation"] = list(self.missing)
             if self.advice:
                 out["documentationAdvice"] = list(self.advice)
+            if self.diagnosis_signal:
+                out["diagnosisSignal"] = self.diagnosis_signal
+                if self.diagnosis_from_text:
+                    out["diagnosisConfidence"] = "low"
             out["warnings"] = [warning.key for warning in self.warnings]
         return out
 
@@ -99,6 +112,34 @@ def supply_lines(order: TherapyOrder, code: str, knowledge: Knowledge,
     rounding = knowledge.unit_rounding
     return (SupplyLine(agent.supply.code, round_units(activity.mci * rule.units_per_mci, rounding), unit,
                        rounding.note),)
+
+
+def supply_note(order: TherapyOrder, code: str, knowledge: Knowledge, setting: str | None = None) -> str | None:
+    """Why no supply line is given when the agent's supply code is limited to other settings, and
+    what applies instead (agents.toml ``setting_notes``): the card must not go silent on the source."""
+    agent = knowledge.agents.get(order.agent or "")
+    info = knowledge.codes.get(code)
+    if agent is None or agent.supply is None or info is None or info.kind != "unsealed":
+        return None
+    if not agent.supply.settings or setting in agent.supply.settings:
+        return None
+    return agent.supply.setting_notes.get(setting or "unknown")
+
+
+# The strongest signal first: a code, then mCODE's structured signals, then text.
+_SIGNAL_RANK = ("code", "histology", "secondary-profile", "text")
+
+
+def diagnosis_signal(required: tuple[str, ...], gaps: tuple[str, ...], patient: PatientFacts
+                     ) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """The strongest signal the documented diagnosis rests on, when it is not a code, and the
+    Conditions behind it; (None, ()) when a code shows it or the diagnosis is not in question."""
+    if "diagnosis" not in required or "diagnosis" in gaps or not patient.malignant:
+        return None, ()
+    best = min((c.signal or "code" for c in patient.malignant), key=_SIGNAL_RANK.index)
+    if best == "code":
+        return None, ()
+    return best, tuple((c.reference, c.text) for c in patient.malignant if c.signal == best)
 
 
 def decision_sources(order: TherapyOrder, choice: CodeChoice, knowledge: Knowledge) -> tuple[str, ...]:
@@ -145,11 +186,15 @@ def decide_all(orders: tuple[TherapyOrder, ...], other_codes: tuple[str, ...], p
         if choice.gaps:  # facts the decision row needed and the order does not state (skin HDR)
             required = documentation.in_published_order(required + choice.gaps, knowledge)
             gaps = documentation.in_published_order(gaps + choice.gaps, knowledge)
+        signal, evidence = diagnosis_signal(required, gaps, patient)
         decisions.append(Decision(
             order=order,
             choice=choice,
             modifiers=modifiers(choice.code, patient.setting, payer, knowledge),
             supply=supply_lines(order, choice.code, knowledge, patient.setting),
+            supply_note=supply_note(order, choice.code, knowledge, patient.setting),
+            diagnosis_signal=signal,
+            diagnosis_evidence=evidence,
             required=required,
             missing=gaps,
             advice=documentation.advice(order, patient, knowledge),

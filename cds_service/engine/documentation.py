@@ -69,7 +69,8 @@ def benign_labelled_diagnosis(order: TherapyOrder, patient: PatientFacts, knowle
 
 def requirement_met(requirement: AgentRequirement, order: TherapyOrder, patient: PatientFacts) -> bool:
     """Evidence for a per-agent label requirement: a report that says it (not negated, within the
-    window), a completed procedure with one of its HCPCS codes, or a staging value that reads so."""
+    window), a completed procedure with one of its HCPCS codes, a coded Condition, a prior
+    medication with one of its RxNorm codes or names, or a staging value that reads so."""
     low = order.when - timedelta(days=requirement.window_days) if requirement.window_days is not None else date.min
     if requirement.report_text is not None:
         for report in patient.reports:
@@ -85,6 +86,12 @@ def requirement_met(requirement: AgentRequirement, order: TherapyOrder, patient:
     if requirement.condition_icd10cm_prefixes and any(
             system == "icd10cm" and code.startswith(requirement.condition_icd10cm_prefixes)
             for condition in patient.conditions for system, code in condition.codes):
+        return True
+    if (requirement.medication_rxnorm or requirement.medication_text) and any(
+            (medication.when is None or medication.when <= order.when)
+            and (any(system == "rxnorm" and code in requirement.medication_rxnorm for system, code in medication.codes)
+                 or (requirement.medication_text is not None and requirement.medication_text.search(medication.value)))
+            for medication in patient.medications):
         return True
     if requirement.observation_value_text is not None:
         for value in patient.stage_values:

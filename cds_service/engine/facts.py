@@ -59,6 +59,11 @@ class ConditionFact:
     codes: tuple[CodeKey, ...]
     malignant: bool
     staged: bool
+    signal: str | None = None  # what shows the malignancy: code | histology | secondary-profile | text
+    text: str = ""  # the words relied on, when the signal is text
+    # A secondary cancer's primary, named by mCODE's related-primary extension: its codes meet the
+    # agent's indication (bone metastases *from prostate cancer*) without a Condition of their own.
+    related_primary_codes: tuple[CodeKey, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ class ReportFact:
 
 @dataclass(frozen=True)
 class CodedFact:
-    """A completed Procedure's or a staging Observation's codes, value words and date."""
+    """A completed Procedure's, a staging Observation's or a prior medication's codes, words and date."""
 
     codes: tuple[CodeKey, ...]
     when: date | None
@@ -115,6 +120,7 @@ class PatientFacts:
     reports: tuple[ReportFact, ...] = ()
     procedures: tuple[CodedFact, ...] = ()
     stage_values: tuple[CodedFact, ...] = ()
+    medications: tuple[CodedFact, ...] = ()  # medication history (MedicationRequest, MedicationStatement)
     setting: str | None = None
     coverages: tuple[CoverageFact, ...] = ()
     weight_kg: float | None = None
@@ -126,4 +132,5 @@ class PatientFacts:
 
     @property
     def condition_codes(self) -> tuple[CodeKey, ...]:
-        return tuple(code for condition in self.conditions for code in condition.codes)
+        return tuple(code for condition in self.conditions
+                     for code in (*condition.codes, *condition.related_primary_codes))

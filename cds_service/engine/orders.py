@@ -84,6 +84,12 @@ def _medication_concepts(resource: Resource, medications: Medications = _NO_MEDI
     return concepts
 
 
+def medication_concepts(resource: Resource, medications: Medications = _NO_MEDICATIONS) -> list[Any]:
+    """What names the drug of any medication resource (MedicationRequest, MedicationStatement):
+    read the same way for the chart's medication history as for the order."""
+    return _medication_concepts(resource, medications)
+
+
 def _order_text(resource: Resource, medications: Medications = _NO_MEDICATIONS) -> str:
     """The free text an order carries, joined with ``;`` so patterns cannot span two fields."""
     parts = list(texts(*_procedure_concepts(resource), *_medication_concepts(resource, medications),
@@ -517,6 +523,19 @@ def therapy_order_groups(draft_orders: Iterable[Resource], knowledge: Knowledge,
     """The resources of each therapy order, found the way :func:`therapy_orders` finds them but
     without reading anything else, so it is safe on raw, unvalidated drafts."""
     return [tuple(c.resource for c in pair if c is not None) for pair in _candidates(draft_orders, knowledge, medications)]
+
+
+def therapy_order_agents(groups: Iterable[tuple[Resource, ...]], knowledge: Knowledge,
+                         medications: Medications = _NO_MEDICATIONS) -> frozenset[str]:
+    """The agents the given therapy-order resources name, read from the raw drafts as recognition
+    reads them (so the prefetch an agent's requirement needs is known before fetching)."""
+    agents = set()
+    for group in groups:
+        for resource in group:
+            candidate = _candidate(resource, knowledge, medications)
+            if candidate is not None and candidate.agent:
+                agents.add(candidate.agent)
+    return frozenset(agents)
 
 
 def therapy_orders(draft_orders: Iterable[Resource], today: date, knowledge: Knowledge,

@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Iterator
 from cds_service.engine.facts import (
     CarePlanFact, CodedFact, ConditionFact, CoverageFact, HistoryFact, PatientFacts, ReportFact, TherapyOrder,
 )
+from cds_service.engine.orders import medication_concepts
 from cds_service.engine.fhirdata import (
     Resource, as_list, code_keys, first_date, for_patient, parse_date, ref_target, reference, texts,
 )
@@ -116,27 +117,79 @@ def _cancer_roles(resource: Resource, knowledge: Knowledge) -> set[str]:
     return roles
 
 
-def documents_cancer(resource: Resource, knowledge: Knowledge) -> bool:
-    """Whether a (live, confirmed) Condition documents a malignancy, from every signal a chart carries (mCODE included).
+def malignant_text(resource: Resource, knowledge: Knowledge) -> str | None:
+    """The Condition's words that name a malignancy, when nothing else can speak for it: no
+    ICD-10-CM code (its C/D ranges decide by themselves), and no word of it negated, uncertain,
+    historical, benign or in situ. The last resort, read with lower confidence."""
+    signals = knowledge.cancer
+    if any(system == "icd10cm" for system, _ in _codes_of(resource)):
+        return None
+    words = list(texts(resource.get("code")))
+    if any(signals.malignancy_text_negation.search(w) or signals.in_situ_text.search(w) for w in words):
+        return None
+    return next((w for w in words if signals.malignancy_text.search(w)), None)
 
-    A malignant code, a malignant histology or the secondary-cancer role is enough; a benign,
-    uncertain or in-situ histology vetoes all three; the primary-cancer role alone never counts
-    (mCODE's primary value set also admits benign tumours).
+
+def cancer_signal(resource: Resource, knowledge: Knowledge) -> str | None:
+    """Which signal shows that a (live, confirmed) Condition documents a malignancy, or None.
+
+    "code" (a malignant ICD-10-CM or SNOMED CT code), "histology" (mCODE's histology extension
+    with a malignant behaviour), "secondary-profile" (mCODE's secondary-cancer role), or "text"
+    (the last resort, see :func:`malignant_text`). A benign, uncertain or in-situ histology vetoes
+    them all; the primary-cancer role alone never counts (mCODE's primary value set also admits
+    benign tumours).
     """
     histology = _histology(resource, knowledge)
     if histology == "never":
-        return False
-    return (is_malignant(_codes_of(resource), knowledge) or histology == "malignant"
-            or "secondary" in _cancer_roles(resource, knowledge))
+        return None
+    if is_malignant(_codes_of(resource), knowledge):
+        return "code"
+    if histology == "malignant":
+        return "histology"
+    if "secondary" in _cancer_roles(resource, knowledge):
+        return "secondary-profile"
+    return "text" if malignant_text(resource, knowledge) else None
+
+
+def documents_cancer(resource: Resource, knowledge: Knowledge) -> bool:
+    """Whether a (live, confirmed) Condition documents a malignancy, from every signal a chart carries."""
+    return cancer_signal(resource, knowledge) is not None
 
 
 def _indication_prefixes(orders: tuple[TherapyOrder, ...], knowledge: Knowledge) -> tuple[str, ...]:
+    """ICD-10-CM prefixes of the Conditions worth reading besides cancers: the agents' labelled
+    indications, the sequencing codes, and the codes the agents' documentation items read (Z19.2,
+    G89.3, E05, a visceral metastasis): without them a coded Z19.2 could never clear its item."""
     prefixes: list[str] = list(knowledge.sequencing_codes)
+    agents = {order.agent for order in orders if order.agent}
     for order in orders:
         indication = knowledge.indications.get(order.agent or "")
         if indication:
             prefixes.extend(item for group in indication.requires for item in group if not item.startswith("snomed:"))
+    for item in knowledge.doc_items.values():
+        requirement = item.requirement
+        if requirement is not None and requirement.agents & agents:
+            prefixes.extend((*requirement.condition_icd10cm_prefixes, *requirement.only_with_icd10cm_prefixes,
+                             *requirement.conflict_icd10cm_prefixes))
     return tuple(prefixes)
+
+
+def _live(resource: Resource, knowledge: Knowledge) -> bool:
+    return (_verification(resource) not in knowledge.cancer.never_verification
+            and _condition_status(resource) not in _INACTIVE_CONDITION)
+
+
+def _related_primary_codes(resource: Resource, knowledge: Knowledge) -> tuple[CodeKey, ...]:
+    """The codes of the primary cancer that a secondary cancer Condition names by CodeableConcept in
+    mCODE's related-primary extension (mCODE STU3+). A Reference to a primary needs nothing here:
+    the primary's own Condition, when on file and live, is read like any other. Only the secondary
+    role is read, where mCODE puts the extension."""
+    urls = knowledge.cancer.related_primary_extensions
+    links = [extension for extension in as_list(resource.get("extension"))
+             if isinstance(extension, dict) and extension.get("url") in urls]
+    if not links or "secondary" not in _cancer_roles(resource, knowledge):
+        return ()
+    return tuple(dict.fromkeys(code for extension in links for code in code_keys(extension.get("valueCodeableConcept"))))
 
 
 def _conditions(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Knowledge) -> tuple[ConditionFact, ...]:
@@ -147,8 +200,7 @@ def _conditions(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Kno
                        for item in group if item.startswith("snomed:")}
 
     def keep(resource: Resource) -> bool:
-        if (_verification(resource) in knowledge.cancer.never_verification
-                or _condition_status(resource) in _INACTIVE_CONDITION):
+        if not _live(resource, knowledge):
             return False
         if reference(resource) in wanted_refs:
             return True
@@ -160,10 +212,13 @@ def _conditions(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Kno
     facts = []
     for resource in _selected(call, "Condition", keep):
         codes = tuple(_codes_of(resource))
+        signal = cancer_signal(resource, knowledge)
         facts.append(ConditionFact(reference=reference(resource), codes=codes,
-                                   malignant=documents_cancer(resource, knowledge),
+                                   malignant=signal is not None, signal=signal,
+                                   text=(malignant_text(resource, knowledge) or "") if signal == "text" else "",
                                    staged=any(stage.get("summary") or stage.get("assessment")
-                                              for stage in as_list(resource.get("stage")) if isinstance(stage, dict))))
+                                              for stage in as_list(resource.get("stage")) if isinstance(stage, dict)),
+                                   related_primary_codes=_related_primary_codes(resource, knowledge)))
     return tuple(facts)
 
 
@@ -350,6 +405,42 @@ def _procedures(call: HookCall, orders: tuple[TherapyOrder, ...], high: date) ->
     return tuple(CodedFact(codes=tuple(_codes_of(r)), when=when_of(r)) for r in _selected(call, "Procedure", keep))
 
 
+# Medication records that say the drug was never given (or not yet): they are no prior therapy.
+_NOT_GIVEN_MEDICATION = {"entered-in-error", "cancelled", "draft", "not-taken", "intended"}
+_NOT_AN_ORDER = {"proposal", "plan"}
+
+
+def _wants_medications(orders: tuple[TherapyOrder, ...], knowledge: Knowledge) -> bool:
+    """The medication history is read only for an agent whose label asks for a prior therapy."""
+    agents = {order.agent for order in orders if order.agent}
+    return any(item.requirement is not None and item.requirement.agents & agents
+               and (item.requirement.medication_rxnorm or item.requirement.medication_text is not None)
+               for item in knowledge.doc_items.values())
+
+
+def _medications(call: HookCall, orders: tuple[TherapyOrder, ...], high: date) -> tuple[CodedFact, ...]:
+    """The patient's medication history up to the latest order (MedicationRequest and
+    MedicationStatement, the drug coded, named, or behind a medicationReference), not the orders."""
+    own = {member for order in orders for member in order.members}
+
+    def when_of(resource: Resource) -> date | None:
+        return first_date(resource.get("authoredOn"), resource.get("effectiveDateTime"),
+                          resource.get("effectivePeriod"), resource.get("dateAsserted"))
+
+    def keep(resource: Resource) -> bool:
+        when = when_of(resource)
+        return (reference(resource) not in own and resource.get("status") not in _NOT_GIVEN_MEDICATION
+                and resource.get("intent") not in _NOT_AN_ORDER and (when is None or when <= high))
+
+    facts = []
+    for resource_type in ("MedicationRequest", "MedicationStatement"):
+        for resource in _selected(call, resource_type, keep):
+            concepts = [c for c in medication_concepts(resource, call.medications) if isinstance(c, dict)]
+            facts.append(CodedFact(codes=tuple(code_keys(*concepts)), when=when_of(resource),
+                                   value=" ; ".join(texts(*concepts))))
+    return tuple(facts)
+
+
 def _stage_values(call: HookCall, knowledge: Knowledge) -> tuple[CodedFact, ...]:
     """Staging Observations with their value words (a cM1b category reads "bone only")."""
     facts = []
@@ -458,6 +549,7 @@ def patient_facts(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: K
         reports=_reports(call, last) if requirements else (),
         procedures=_procedures(call, orders, last) if requirements else (),
         stage_values=_stage_values(call, knowledge) if requirements else (),
+        medications=_medications(call, orders, last) if _wants_medications(orders, knowledge) else (),
         setting=_setting(call, orders, knowledge),
         coverages=_coverages(call),
         weight_kg=weight_kg,

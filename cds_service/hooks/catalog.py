@@ -33,6 +33,10 @@ ORDER_SIGN_PREFETCH: dict[str, str] = {
     "encounters": f"Encounter?patient={PATIENT}&_sort=-date&_count=100",
     "notes": f"DocumentReference?patient={PATIENT}&_sort=-date&_count=100",
     "adverseEvents": f"AdverseEvent?subject=Patient/{PATIENT}",
+    # Prior therapies an agent's label requires (an androgen-receptor-pathway inhibitor before
+    # Lu-177 PSMA). Fetched only when such an agent is ordered. An EHR may also send
+    # MedicationStatements here: both are read.
+    "medications": f"MedicationRequest?patient={PATIENT}&_count=100",
 }
 
 # order-select gives early, light guidance: the code only, so it needs only what decides the code.
@@ -58,6 +62,7 @@ CHECKS_BY_KEY: Mapping[str, str] = {
     "encounters": "follow-up visits after a completed procedure",
     "notes": "follow-up notes after a completed procedure",
     "adverseEvents": "adverse events after a completed procedure",
+    "medications": "prior therapies the agent's label requires (an androgen-receptor-pathway inhibitor before Lu-177 PSMA)",
 }
 
 

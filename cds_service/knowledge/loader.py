@@ -174,7 +174,13 @@ def load_knowledge(directory: Path | str | None = None) -> Knowledge:
         where = f"sources.toml sources {key!r}"
         title = checks.get(entry, "title", where)
         confidence = checks.get(entry, "confidence", where, choices=CONFIDENCE)
-        sources[key] = Source(key=key, title=title or "", confidence=confidence or "", url=entry.get("url"))
+        rechecked = entry.get("rechecked")
+        note = entry.get("rechecked_note")
+        if rechecked is not None and not (isinstance(rechecked, date) and isinstance(note, str) and note.strip()):
+            checks.fail(where, "'rechecked' is a date and needs a 'rechecked_note' saying which facts were verified")
+        sources[key] = Source(key=key, title=title or "", confidence=confidence or "", url=entry.get("url"),
+                              rechecked=rechecked if isinstance(rechecked, date) else None,
+                              rechecked_note=note if isinstance(note, str) else None)
     checks.source_keys = set(sources)
 
     codes = _load_codes(data["codes"], checks)
@@ -293,8 +299,21 @@ def _load_agents(data: dict[str, Any], checks: _Checks) -> tuple[dict[str, Agent
             if settings:
                 # A setting limit is a billing fact of its own and needs its own source.
                 checks.sourced({"source": raw.get("settings_source")}, f"{where} supply settings")
+            notes = raw.get("setting_notes") or {}
+            if not isinstance(notes, dict):
+                checks.fail(f"{where} supply", "setting_notes must be a table of setting = note")
+                notes = {}
+            for setting, note in notes.items():
+                if setting not in SETTINGS | {"unknown"} or setting in settings:
+                    checks.fail(f"{where} supply", f"setting_notes: {setting!r} is not a setting the code is "
+                                                   "withheld in (a setting outside `settings`, or unknown)")
+                if not isinstance(note, str) or not note.strip():
+                    checks.fail(f"{where} supply", f"setting_notes.{setting} must be a sentence")
+            if notes and not settings:
+                checks.fail(f"{where} supply", "setting_notes need `settings` (the code is billed everywhere)")
             if code and unit:
-                supply = Supply(code=code, unit=unit, settings=settings)
+                supply = Supply(code=code, unit=unit, settings=settings,
+                                setting_notes={k: str(v) for k, v in notes.items()})
         agent = Agent(
             key=key or "",
             name=checks.get(entry, "name", where) or "",
@@ -486,12 +505,15 @@ def _cancer_signals(data: dict[str, Any], checks: _Checks,
         roles_by_profile=roles("cancer_condition_profile", "url", _CANCER_ROLES),
         roles_by_category=roles("cancer_condition_category", "snomed", _CANCER_ROLES),
         histology_extensions=frozenset(url for url, role in extensions.items() if role == "histology"),
+        related_primary_extensions=frozenset(url for url, role in extensions.items() if role == "related-primary"),
         icdo3_systems=frozenset(checks.strings(behaviour, "icdo3_systems", "evidence.toml histology_behaviour",
                                                required=True)),
         malignant_behaviour=malignant,
         never_behaviour=never,
         morphology=morphology,
         in_situ_text=text_pattern("in_situ_text"),
+        malignancy_text=text_pattern("malignancy_text"),
+        malignancy_text_negation=text_pattern("malignancy_text_negation"),
         never_verification=frozenset(checks.strings(verification, "codes",
                                                     "evidence.toml condition_verification_never", required=True)),
     )
@@ -529,9 +551,13 @@ def _requirement(entry: dict[str, Any], where: str, agents: frozenset[str], chec
         conflict=checks.get(entry, "conflict", where, required=False),
         condition_icd10cm_prefixes=checks.strings(entry, "condition_icd10cm_prefixes", where),
         only_with_icd10cm_prefixes=checks.strings(entry, "only_with_icd10cm_prefixes", where),
+        medication_rxnorm=frozenset(checks.strings(entry, "medication_rxnorm", where)),
+        medication_text=pattern("medication_text"),
     )
-    if not (requirement.report_text or requirement.procedure_hcpcs or requirement.observation_value_text):
-        checks.fail(where, "a per-agent item needs report_text, procedure_hcpcs or observation_value_text")
+    if not (requirement.report_text or requirement.procedure_hcpcs or requirement.observation_value_text
+            or requirement.medication_rxnorm or requirement.medication_text):
+        checks.fail(where, "a per-agent item needs report_text, procedure_hcpcs, observation_value_text "
+                           "or medication_rxnorm / medication_text")
     if (requirement.conflict_icd10cm_prefixes or requirement.negation_conflicts) and not requirement.conflict:
         checks.fail(where, "a conflict needs its 'conflict' wording for the warning card")
     return requirement

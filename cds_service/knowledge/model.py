@@ -20,6 +20,8 @@ class Source:
     title: str
     confidence: str
     url: str | None = None
+    rechecked: date | None = None  # the last day a fact of this source was verified against it again
+    rechecked_note: str | None = None  # which facts, and what was found
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class Supply:
     code: str
     unit: str  # per-mCi | per-uCi | per-dose | per-source
     settings: tuple[str, ...] = ()  # billed only in these settings (empty: any); unknown setting: not billed
+    # What the card says instead of the supply line, by setting ("unknown" when not known):
+    # which source code applies there depends on the payer.
+    setting_notes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,8 @@ class AgentRequirement:
     conflict: str | None = None
     condition_icd10cm_prefixes: tuple[str, ...] = ()  # an active Condition so coded satisfies it (Z19.2)
     only_with_icd10cm_prefixes: tuple[str, ...] = ()  # asked only when such a Condition is on file (E05)
+    medication_rxnorm: frozenset[str] = frozenset()  # a prior medication so coded satisfies it (an ARPI)
+    medication_text: re.Pattern[str] | None = None  # or so named
 
 
 @dataclass(frozen=True)
@@ -268,11 +275,18 @@ class CancerSignals:
     roles_by_profile: Mapping[str, str] = field(default_factory=dict)  # profile URL → primary | secondary
     roles_by_category: Mapping[str, str] = field(default_factory=dict)  # SNOMED category → role
     histology_extensions: frozenset[str] = frozenset()
+    # Extensions on a secondary cancer Condition that name its primary (a Reference or, from
+    # mCODE STU3, a CodeableConcept): the primary's codes count towards the agent's indication.
+    related_primary_extensions: frozenset[str] = frozenset()
     icdo3_systems: frozenset[str] = frozenset()
     malignant_behaviour: frozenset[str] = frozenset()  # ICD-O-3 behaviour digits
     never_behaviour: frozenset[str] = frozenset()
     morphology: Mapping[str, str] = field(default_factory=dict)  # SNOMED morphology → malignant | never
     in_situ_text: re.Pattern[str] = _NEVER_MATCHES
+    # The last resort, lower confidence: a Condition with no ICD-10-CM code whose words name a
+    # malignancy, unless they are negated, uncertain or historical (or in_situ_text matches).
+    malignancy_text: re.Pattern[str] = _NEVER_MATCHES
+    malignancy_text_negation: re.Pattern[str] = _NEVER_MATCHES
     never_verification: frozenset[str] = frozenset({"refuted", "entered-in-error"})
 
 

@@ -39,6 +39,8 @@ class SourceEntry(_Strict):
     title: str
     confidence: str
     url: str | None = None
+    rechecked: date | None = None
+    rechecked_note: str | None = None
 
 
 class SourcesFile(_Strict):
@@ -71,6 +73,7 @@ class SupplyEntry(_Strict):
     unit: str
     settings: list[str] | None = None
     settings_source: Sourced | None = None
+    setting_notes: dict[str, str] | None = None
 
 
 class AgentEntry(_Fact):
@@ -200,6 +203,8 @@ class EvidenceFile(_Strict):
     histology_behaviour: HistologyBehaviourEntry | None = None
     morphology: list[MorphologyEntry] = Field(default_factory=list)
     in_situ_text: TextPattern | None = None
+    malignancy_text: TextPattern | None = None
+    malignancy_text_negation: TextPattern | None = None
     condition_verification_never: CodesEntry | None = None
 
 
@@ -223,6 +228,8 @@ class DocItemEntry(_Fact):
     conflict: str | None = None
     condition_icd10cm_prefixes: list[str] | None = None
     only_with_icd10cm_prefixes: list[str] | None = None
+    medication_rxnorm: list[str] | None = None
+    medication_text: str | None = None
 
 
 class DocRuleEntry(_Fact):

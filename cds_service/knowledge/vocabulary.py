@@ -14,7 +14,7 @@ from typing import Mapping
 # -- prefetch keys (the discovery document's prefetch template names) ---------------------------
 PREFETCH_KEYS: tuple[str, ...] = (
     "patient", "conditions", "observations", "reports", "procedures", "carePlans", "serviceRequests",
-    "coverage", "encounter", "encounters", "notes", "adverseEvents",
+    "coverage", "encounter", "encounters", "notes", "adverseEvents", "medications",
 )
 #: Read by every therapy decision: diagnosis and indication, the global period, follow-up
 #: evidence, bundling with other orders, the setting (modifier 26) and the payer.
@@ -30,7 +30,7 @@ OBSERVATION_EVIDENCE_GROUPS: tuple[str, ...] = ("body-weight", "staging", "perfo
 DOC_KEYS: tuple[str, ...] = (
     "diagnosis", "indication", "staging", "radioelement", "activity", "route", "body-site",
     "lesion-size", "channel-count",  # skin HDR: raised by the decision row when the fact could change the code
-    "no-visceral-metastases", "psma-pet", "sstr-imaging", "iobenguane-scan",  # per-agent label requirements
+    "no-visceral-metastases", "psma-pet", "prior-arpi", "sstr-imaging", "iobenguane-scan",  # per-agent label requirements
     # per-agent advice (``documentationAdvice``, never a gap)
     "castration-resistant", "symptomatic-bone-metastases", "prior-taxane-or-deferral", "thyroid-uptake",
     "lung-shunt-study",
@@ -50,6 +50,7 @@ DOC_DEPENDS_ON: Mapping[str, tuple[str, ...]] = {
     "follow-up-notes": ("encounters", "notes"),
     "no-visceral-metastases": ("reports", "observations"),
     "psma-pet": ("reports", "procedures"),
+    "prior-arpi": ("medications",),
     "sstr-imaging": ("reports", "procedures"),
     "iobenguane-scan": ("reports",),
     "castration-resistant": ("reports",),

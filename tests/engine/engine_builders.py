@@ -227,6 +227,7 @@ _KEYS = {
     "ImagingStudy": "reports", "Procedure": "procedures", "CarePlan": "carePlans", "Coverage": "coverage",
     "Encounter": "encounter", "ServiceRequest": "serviceRequests", "Patient": "patient",
     "AdverseEvent": "adverseEvents", "DocumentReference": "notes",
+    "MedicationRequest": "medications", "MedicationStatement": "medications", "Medication": "medications",
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine_builders import (
-    bone_chart, condition, imaging_report, knowledge, medication_request, only_decision, run, service_request,
+    bone_chart, condition, day, imaging_report, knowledge, medication_request, only_decision, run, service_request,
 )
 
 RA223 = [service_request(cpt="79101", text="Radium-223 infusion", reason=["C61", "C79.51"]),
@@ -102,3 +102,77 @@ def test_advice_items_carry_a_source_and_the_advice_strength():
                 "thyroid-uptake", "lung-shunt-study"):
         requirement = items[key].requirement
         assert requirement is not None and requirement.strength == "advice"
+
+
+def test_a_coded_diagnosis_clears_its_advice_item():
+    """Z19.2 and G89.3 are unrelated to the indication, but they are the advice items' evidence:
+    the chart reader must keep them (it used to drop every Condition not about the indication)."""
+    assert only_decision(run(RA223, bone_chart()))["documentationAdvice"] == [
+        "castration-resistant", "symptomatic-bone-metastases"]
+    coded = bone_chart() + [condition("c-8", "Z19.2"), condition("c-9", "G89.3")]
+    assert "documentationAdvice" not in only_decision(run(RA223, coded))
+    assert only_decision(run(RA223, bone_chart() + [condition("c-8", "Z19.2")]))["documentationAdvice"] == [
+        "symptomatic-bone-metastases"]
+    # Kept for the agent whose advice item names it only: an unrelated code still clears nothing.
+    assert only_decision(run(RA223, bone_chart() + [condition("c-8", "Z19.1")]))["documentationAdvice"] == [
+        "castration-resistant", "symptomatic-bone-metastases"]
+
+
+# -- prior-arpi: the medication history (prefetch key ``medications``) --------------------------
+PSMA_PET = "PSMA PET (piflufolastat): multiple PSMA-avid osseous lesions."
+
+
+def prior_medication(rid, *, resource_type="MedicationRequest", rxnorm=None, text=None, status="completed",
+                     offset=-300, **extra):
+    coding = [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": rxnorm}] if rxnorm else []
+    resource = {"resourceType": resource_type, "id": rid, "status": status, "subject": {"reference": "Patient/pat-1"},
+                "medicationCodeableConcept": {**({"coding": coding} if coding else {}), **({"text": text} if text else {})}}
+    if resource_type == "MedicationRequest":
+        resource.update(intent="order", authoredOn=day(offset))
+    else:
+        resource["effectiveDateTime"] = day(offset)
+    resource.update(extra)
+    return resource
+
+
+def test_lu177_psma_needs_a_prior_androgen_receptor_pathway_inhibitor():
+    chart = chart_with_ct(PSMA_PET)
+    assert "prior-arpi" in gaps(PSMA, chart)
+    assert "prior-arpi" in gaps(PSMA, chart + [prior_medication("m-1", text="leuprolide 22.5 mg")])
+    for medication in (prior_medication("m-1", rxnorm="1307298"),  # enzalutamide, ingredient code only
+                       prior_medication("m-1", text="abiraterone acetate 1000 mg daily"),
+                       prior_medication("m-1", resource_type="MedicationStatement", text="Erleada 240 mg")):
+        assert "prior-arpi" not in gaps(PSMA, chart + [medication]), medication
+    # Never given, or dated after the order, or only proposed: no prior therapy.
+    for medication in (prior_medication("m-1", rxnorm="1307298", status="cancelled"),
+                       prior_medication("m-1", rxnorm="1307298", offset=5),
+                       prior_medication("m-1", rxnorm="1307298", intent="proposal"),
+                       prior_medication("m-1", resource_type="MedicationStatement", text="darolutamide",
+                                        status="not-taken")):
+        assert "prior-arpi" in gaps(PSMA, chart + [medication]), medication
+    # Radium-223's label asks for no prior therapy.
+    assert "prior-arpi" not in gaps(RA223, bone_chart())
+
+
+def test_a_medication_reference_is_read_for_the_history():
+    contained = prior_medication("m-1", medicationReference={"reference": "#zy"},
+                                 contained=[{"resourceType": "Medication", "id": "zy",
+                                             "code": {"text": "Zytiga 250 mg tablet"}}])
+    del contained["medicationCodeableConcept"]
+    assert "prior-arpi" not in gaps(PSMA, chart_with_ct(PSMA_PET) + [contained])
+
+
+def test_prior_arpi_is_not_claimed_when_the_medications_could_not_be_had():
+    got = only_decision(run(PSMA, chart_with_ct(PSMA_PET), unavailable={"medications": "not prefetched"}))
+    assert "prior-arpi" not in got.get("missingDocumentation", [])
+
+
+def test_the_medication_history_is_fetched_only_for_an_agent_that_reads_it():
+    from cds_service.engine import relevant
+
+    def keys(draft):
+        return relevant(draft, {}, (), False, knowledge()).prefetch_keys
+
+    assert "medications" in keys(PSMA)
+    assert "medications" not in keys(RA223)
+    assert "medications" not in relevant(PSMA, {}, (), True, knowledge()).prefetch_keys  # order-select

@@ -212,3 +212,22 @@ def test_nuclide_alone_gives_no_count():
     from cds_service.engine.orders import _COUNT
     assert _COUNT.search("I-125 seeds, Pd103 sources, Cs 131 seeds") is None
     assert _COUNT.search("Ir-192 HDR via 2 channels").group(1) == "2"
+
+
+@pytest.mark.parametrize("chart_setting, says", [
+    ([encounter(klass="AMB")], ["Q3001", "S2095", "payer"]),   # office: which code depends on the payer
+    ([], ["not known", "Q3001", "S2095", "hospital outpatient"]),  # unknown: the setting is the gap
+    ([encounter(klass="IMP")], ["inpatient stay"]),
+    ([encounter(klass="OBSENC")], []),  # hospital outpatient: the C2616 line itself, no note
+])
+def test_the_code_card_says_which_source_code_applies_outside_the_hospital_outpatient_setting(chart_setting, says):
+    draft = [service_request(cpt="77750", text="Y-90 TheraSphere radioembolization", reason=["C22.0"],
+                             body_site=concept(SNOMED, "10200004", "Liver"))]
+    guidance = run(draft, [condition("c-1", "C22.0")] + chart_setting)
+    code_card = guidance.cards[0]["detail"]
+    supply = [line for line in code_card.split("\n\n") if line.startswith("Supply:")]
+    assert len(supply) == 1
+    if says:
+        assert "HCPCS C2616," not in supply[0] and all(word in supply[0] for word in says), supply[0]
+    else:
+        assert supply[0].startswith("Supply: HCPCS C2616, 1 unit")

@@ -136,3 +136,26 @@ def test_modifier_split_rule_is_loaded_and_checked(knowledge, data_copy):
     edit(data_copy / "edits.toml", "pctc_without_split = [0, 2,", "pctc_without_split = [0, 1, 2,")
     with pytest.raises(KnowledgeError, match="indicator 1 is the one that takes 26/TC"):
         load_knowledge(data_copy)
+
+
+def test_a_recheck_names_what_was_verified(knowledge, data_copy):
+    """Issue 17 (d): a source re-checked on a date says which of its facts were verified."""
+    assert {key for key, source in knowledge.sources.items() if source.rechecked} >= {"PLUVICTO-LABEL", "OPENFDA-ARPI"}
+    assert all(source.rechecked_note for source in knowledge.sources.values() if source.rechecked)
+    edit(data_copy / "sources.toml", 'rechecked_note = "openFDA label (last_updated 2026-07-18)',
+         'rechecked_noted = "openFDA label (last_updated 2026-07-18)')
+    with pytest.raises(KnowledgeError):
+        load_knowledge(data_copy)
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('[agent.supply.setting_notes]\noffice =', '[agent.supply.setting_notes]\nhospital-outpatient = "x"\noffice =',
+     "setting_notes: 'hospital-outpatient' is not a setting the code is withheld in"),
+    ('medication_text = ', 'medication_texts = ', "unknown key"),
+])
+def test_new_knowledge_fields_are_checked(data_copy, old, new, message):
+    file = "agents.toml" if "setting_notes" in old else "documentation.toml"
+    edit(data_copy / file, old, new)
+    with pytest.raises(KnowledgeError) as error:
+        load_knowledge(data_copy)
+    assert message in str(error.value)

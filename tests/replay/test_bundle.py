@@ -56,8 +56,11 @@ def test_the_rest_is_prefetch_by_key_with_references_resolved_and_queries_applie
     assert [c["id"] for c in prefetched(request, "carePlans")] == [uid(40)]
     assert [c["id"] for c in prefetched(request, "coverage")] == [uid(41)]
     assert prefetched(request, "serviceRequests") == []
-    # the statin is an active order too, but not radioelement therapy: it is neither signed nor prefetched
-    text = json.dumps(request)
+    # the statin is an active order too, but not radioelement therapy: it is not signed; it is part
+    # of the medication history (the ``medications`` key), and nowhere else
+    assert [m["id"] for m in prefetched(request, "medications")] == [uid(30)]
+    text = json.dumps({key: value for key, value in request["prefetch"].items() if key != "medications"}
+                      | {"context": request["context"]})
     assert uid(30) not in text and "Claim" not in text and "Immunization" not in text
     assert "urn:uuid:" not in text
     # the therapy order's reason now points at the Condition by relative reference
