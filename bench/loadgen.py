@@ -349,8 +349,9 @@ def run_open(args: argparse.Namespace, requests: list[bytes]) -> dict[str, Any]:
     for key in list(selector.get_map().values()):
         key.fileobj.close()  # type: ignore[union-attr]
     result = summary(args, latencies, errors, statuses, args.duration, cpu_used, body_bytes)
+    due_in_window = sum(1 for k in range(due_index) if window_start <= t0 + k * interval < window_end)
     result.update({"mode": "open", "rate": args.rate, "connections": opened,
-                   "offered": int(args.duration * args.rate), "unanswered": in_flight + len(backlog)})
+                   "offered": due_in_window, "unanswered": in_flight + len(backlog)})
     return result
 
 

@@ -559,6 +559,11 @@ def report(plan: Plan, servers: dict[str, Server], results: dict[str, Any], load
     errors = sum(run["errors"] for run in [*concurrent.values(), *charts.values()]) + open_loop["errors"]
     checks.append(("no failed requests", errors == 0, f"{errors} errors"))
     out("Targets (issue 14)")
+    return report_verdicts(checks, out)
+
+
+def report_verdicts(checks: list[tuple[str, bool | None, str]], out: Any) -> bool:
+    """One PASS, FAIL or SKIP line per target; True when any target failed."""
     failed = False
     for label, ok, detail in checks:
         verdict = "SKIP" if ok is None else ("PASS" if ok else "FAIL")

@@ -98,9 +98,9 @@ def test_mutated_requests_get_the_same_verdict(data: st.DataObject) -> None:
             del parent[path[-1]]
         elif action == "add" and isinstance(parent, dict):
             parent[data.draw(st.sampled_from(["fhirAuthorization", "selections", "extra", "encounterId", "entry",
-                                              "resourceType", "hook", "fhirServer"]))] = data.draw(VALUES)
+                                              "resourceType", "hook", "fhirServer"]))] = copy.deepcopy(data.draw(VALUES))
         else:
-            parent[path[-1]] = data.draw(VALUES)
+            parent[path[-1]] = copy.deepcopy(data.draw(VALUES))  # the strategy's own objects stay unchanged
     same(body)
 
 
