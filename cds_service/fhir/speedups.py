@@ -17,8 +17,11 @@ the rest to validating the same small elements over and over:
   back to back and read the same finished instance; the second is skipped. The thread-local
   holds the instance itself (not its id), so no other object can be mistaken for it.
 
-* ``fhir_model_validator`` (how every element is validated as a field of its parent) is
-  remembered for *flat* elements, those whose members are all strings, numbers or booleans
+* ``fhir_model_validator`` (how every element is validated as a field of its parent) validates
+  an element (a JSON object without ``resourceType``) the way the models' own ``__init__``
+  does, with one pydantic call on a new instance, instead of going through ``model_validate``,
+  which for these models calls ``__init__(**value)`` from inside a first pydantic call; and it
+  is remembered for *flat* elements, those whose members are all strings, numbers or booleans
   (a Coding, a Reference, a Quantity, a Period), keyed by the element's type and its members
   with their Python types. The same LOINC or SNOMED coding, the same category, the patient
   reference of every resource in a chart, come again and again, in one call and across calls;
@@ -39,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+import os
 import threading
 import types
 from importlib import metadata
@@ -98,16 +102,24 @@ def _fast_validate_after_model_construction(self: Any) -> Any:
 
 
 def _remembering_fhir_model_validator(cls: Any, value: Any, model_klass: Any) -> Any:
-    if value.__class__ is not dict:
+    if value.__class__ is not dict or "resourceType" in value or "resource_type" in value:
         return _cds_original_field(cls, value, model_klass)  # type: ignore[name-defined]  # noqa: F821
     try:  # only flat elements: an unhashable member (a list, an object) raises TypeError here
         key = (model_klass, *[(name, item.__class__, item) for name, item in value.items()])
         known = _cds_flat_cache.get(key)  # type: ignore[name-defined]  # noqa: F821
     except TypeError:
-        return _cds_original_field(cls, value, model_klass)  # type: ignore[name-defined]  # noqa: F821
+        key = None
+        known = None
     if known is not None:
         return known
-    result = _cds_original_field(cls, value, model_klass)  # type: ignore[name-defined]  # noqa: F821
+    # What model_klass.model_validate(value) does for an element (no resourceType to check),
+    # without the detour through the models' custom __init__: that detour ran pydantic's
+    # validator twice per element (an outer call that only invokes __init__(**value), then the
+    # real one on the new instance) and the model validators twice with it.
+    result = model_klass.__new__(model_klass)
+    model_klass.__pydantic_validator__.validate_python(value, self_instance=result)
+    if key is None:
+        return result
     if len(_cds_flat_cache) >= _cds_flat_cache_size:  # type: ignore[name-defined]  # noqa: F821
         _cds_flat_cache.clear()  # type: ignore[name-defined]  # noqa: F821
     _cds_flat_cache[key] = result  # type: ignore[name-defined]  # noqa: F821
@@ -115,12 +127,14 @@ def _remembering_fhir_model_validator(cls: Any, value: Any, model_klass: Any) ->
 
 
 def install() -> bool:
-    """Install both speed-ups (idempotent); False when this fhir_core is not the checked one."""
+    """Install the speed-ups (idempotent); False when this fhir_core is not the checked one or
+    CDS_FHIR_SPEEDUPS=off."""
     if _installed:
         return True
-    if _attempted:
+    if not _attempted:
+        _attempted.append(True)  # validate_resource installs at most once per process by itself
+    if os.environ.get("CDS_FHIR_SPEEDUPS", "on").strip().lower() == "off":  # to compare with the library's own
         return False
-    _attempted.append(True)
     try:
         version = metadata.version("fhir_core")
         reject, after, field = _functions()
@@ -153,8 +167,7 @@ def uninstall() -> None:
     reject, after, field = _functions()
     reject.__code__, after.__code__ = _installed.pop("reject"), _installed.pop("after")
     field.__code__ = _installed.pop("field")
-    field.__globals__["_cds_flat_cache"].clear()
-    _attempted.clear()
+    field.__globals__["_cds_flat_cache"].clear()  # stays attempted: only an explicit install() comes back
 
 
 def installed() -> bool:

@@ -64,6 +64,7 @@ def both(resource: Any) -> tuple[str, str]:
     try:
         assert not speedups.installed()
         stock = verdict(copy.deepcopy(resource))
+        assert not speedups.installed(), "validating must not put the speed-ups back by itself"
     finally:
         assert speedups.install()
     return stock, verdict(copy.deepcopy(resource))
