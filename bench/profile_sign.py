@@ -35,7 +35,11 @@ import scenarios  # noqa: E402
 
 from cds_service.app import create_app  # noqa: E402
 from cds_service.config import Settings  # noqa: E402
-from cds_service.serve import freeze_startup_objects  # noqa: E402
+try:
+    from cds_service.serve import freeze_startup_objects  # noqa: E402
+except ImportError:  # an older tree (bench/RESULTS.md's "before" profile)
+    def freeze_startup_objects() -> None:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

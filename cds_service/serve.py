@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -34,7 +33,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         app = create_app(self.settings)
         freeze_startup_objects()
-        if (self.options.get("threads") or 1) > 1 and not os.environ.get("XTURNOFF"):  # the worker's request threads take turns (cds_service/turns.py)
+        if (self.options.get("threads") or 1) > 1:  # the worker's request threads take turns (cds_service/turns.py)
             app.wsgi_app = taking_turns(app.wsgi_app)  # type: ignore[method-assign]
         return app
 

@@ -6,7 +6,7 @@ draft orders that are not valid FHIR R4 are 422.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from functools import lru_cache
 
@@ -23,8 +23,11 @@ Resource = dict[str, Any]
 def fast_request_check() -> Check | None:
     """The request schema compiled to plain checks (hooks/schema_check.py), or None when it uses
     a keyword the compiler does not know (then jsonschema alone decides)."""
+    schema = validator("request").schema
+    if not isinstance(schema, Mapping):
+        return None
     try:
-        return compile_schema(validator("request").schema)
+        return compile_schema(schema)
     except Unsupported:
         return None
 

@@ -64,4 +64,4 @@ class OrjsonProvider(DefaultJSONProvider):
             data = orjson.dumps(obj, default=self.default, option=_OPTIONS) + b"\n"
         except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits: json writes it
             return super().response(*args, **kwargs)
-        return self._app.response_class(data, mimetype=self.mimetype)
+        return self._app.response_class(data, mimetype=self.mimetype)  # type: ignore[arg-type]
