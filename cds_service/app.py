@@ -6,6 +6,7 @@ from flask import Flask
 
 from cds_service import engine
 from cds_service.config import Settings
+from cds_service.fhir import speedups
 from cds_service.fhir.parsing import preload_models
 from cds_service.hooks.envelope import fast_request_check
 from cds_service.hooks.pipeline import HookHandler
@@ -41,6 +42,8 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     jti_table(db_metadata)  # on the shared metadata first, so migrate creates it under its lock
     migrate(database)
     knowledge = knowledge or load_knowledge(settings.knowledge_dir)
+    if not settings.fhir_speedups:
+        speedups.disable()  # CDS_FHIR_SPEEDUPS=off: fhir.resources' own code, to compare
     preload_models()  # fhir.resources models and compiled JSON Schemas: built before workers fork
     for schema in SCHEMA_FILES:
         validator(schema)

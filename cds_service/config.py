@@ -223,6 +223,7 @@ class Settings:
     fhir_total_budget: float = 6.0
     fhir_max_pages: int = 5
     strict_fhir: bool = False
+    fhir_speedups: bool = True  # CDS_FHIR_SPEEDUPS=off: fhir.resources' own code (cds_service/fhir/speedups.py)
     record_dir: str | None = None
     log_level: str = "INFO"
     discovery_token_required: bool = False
@@ -269,6 +270,7 @@ class Settings:
             fhir_total_budget=_number(env, "CDS_FHIR_TOTAL_BUDGET", 6.0, minimum=0.1),
             fhir_max_pages=_integer(env, "CDS_FHIR_MAX_PAGES", 5, minimum=1),
             strict_fhir=_flag(env, "CDS_STRICT_FHIR", False),
+            fhir_speedups=_flag(env, "CDS_FHIR_SPEEDUPS", True),
             record_dir=_text(env, "CDS_RECORD_DIR"),
             log_level=_log_level(env),
             discovery_token_required=_choice(env, "CDS_DISCOVERY_AUTH", "optional", ("optional", "required")) == "required",

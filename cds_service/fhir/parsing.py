@@ -55,7 +55,8 @@ def preload_models(resource_types: tuple[str, ...] = CALL_RESOURCE_TYPES) -> Non
     """Import and build the R4B models now (about 250 ms), so that gunicorn's preloading master
     does it once and its workers fork with them ready, instead of every worker paying for them
     on its first calls."""
-    speedups.install()
+    if not speedups.attempted():
+        speedups.install()
     for resource_type in resource_types:
         _model_class(resource_type)
 

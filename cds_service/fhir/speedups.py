@@ -42,7 +42,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
-import os
 import threading
 import types
 from importlib import metadata
@@ -127,14 +126,11 @@ def _remembering_fhir_model_validator(cls: Any, value: Any, model_klass: Any) ->
 
 
 def install() -> bool:
-    """Install the speed-ups (idempotent); False when this fhir_core is not the checked one or
-    CDS_FHIR_SPEEDUPS=off."""
+    """Install the speed-ups (idempotent); False when this fhir_core is not the checked one."""
     if _installed:
         return True
     if not _attempted:
         _attempted.append(True)  # validate_resource installs at most once per process by itself
-    if os.environ.get("CDS_FHIR_SPEEDUPS", "on").strip().lower() == "off":  # to compare with the library's own
-        return False
     try:
         version = metadata.version("fhir_core")
         reject, after, field = _functions()
@@ -168,6 +164,13 @@ def uninstall() -> None:
     reject.__code__, after.__code__ = _installed.pop("reject"), _installed.pop("after")
     field.__code__ = _installed.pop("field")
     field.__globals__["_cds_flat_cache"].clear()  # stays attempted: only an explicit install() comes back
+
+
+def disable() -> None:
+    """The library's own code from now on in this process (CDS_FHIR_SPEEDUPS=off, for comparison)."""
+    uninstall()
+    if not _attempted:
+        _attempted.append(True)
 
 
 def installed() -> bool:

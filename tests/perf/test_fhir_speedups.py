@@ -72,7 +72,24 @@ def both(resource: Any) -> tuple[str, str]:
 
 def test_the_speedups_are_installed_on_the_locked_fhir_core() -> None:
     preload_models()
-    assert speedups.installed(), "fhir_core changed: re-check the two functions and update speedups.CHECKED"
+    assert speedups.install() and speedups.installed(), \
+        "fhir_core changed: re-check the three functions and update speedups.CHECKED"
+
+
+def test_cds_fhir_speedups_off_keeps_the_library_code(tmp_path: Any) -> None:
+    from cds_service.app import create_app
+    from cds_service.config import Settings
+
+    settings = Settings.from_env({"CDS_FHIR_SPEEDUPS": "off", "CDS_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
+                                  "CDS_AUTH": "off"})
+    assert settings.fhir_speedups is False and Settings.from_env({}).fhir_speedups is True
+    try:
+        create_app(settings)
+        assert not speedups.installed()
+        validate_resource(CORPUS[0]) if verdict(CORPUS[0]).startswith("valid") else None
+        assert not speedups.installed(), "a validation must not put them back"
+    finally:
+        assert speedups.install()
 
 
 def test_every_corpus_resource_gets_the_same_verdict() -> None:
