@@ -49,22 +49,31 @@ class WalCheckpointer:
 
     def wrote(self) -> None:
         """Called after each write: starts the thread in this process if it is not running."""
-        self._writes += 1
-        if self._pid == os.getpid() and self._thread is not None:
-            return
         with self._lock:
+            self._writes += 1
             if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="cds-wal-checkpoint", daemon=True)
                 self._thread.start()
 
+    #: The thread ends after this many quiet intervals (the next write starts it again), so that
+    #: processes that build many apps, such as the test suite, do not collect idle threads.
+    IDLE_ROUNDS = 60
+
     def _run(self) -> None:
         seen = -1
+        quiet = 0
         while True:
             time.sleep(self.interval)
             if self._writes == seen:
+                quiet += 1
+                if quiet >= self.IDLE_ROUNDS:
+                    with self._lock:
+                        if self._writes == seen:  # nothing written meanwhile: stop here
+                            self._thread = None
+                            return
                 continue  # nothing written since the last checkpoint
-            seen = self._writes
+            seen, quiet = self._writes, 0
             try:
                 with self.engine.connect() as connection:
                     connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")

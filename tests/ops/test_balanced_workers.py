@@ -27,16 +27,19 @@ def test_a_worker_holding_more_than_a_live_peer_does_not_accept(monkeypatch: pyt
     monkeypatch.setattr(workers, "_table", None)
     workers.create_table()
     table = workers._table
+    now = workers._now_ms()
     me, peer = os.getpid(), os.getppid()  # both alive
-    table[0], table[1] = me, 5
-    table[2], table[3] = peer, 4
+    table[0], table[1], table[2] = me, 5, now
+    table[3], table[4], table[5] = peer, 4, now
     assert not _worker(0, 5)._fair()
     assert _worker(0, 4)._fair()  # equal counts: both may accept
-    table[3] = 9
+    table[4] = 9
+    assert _worker(0, 5)._fair()
+    table[4], table[5] = 0, now - 10_000  # a peer that stopped reporting (hung) is not waited for
     assert _worker(0, 5)._fair()
     dead = 2**22 + 12345  # no such process: its row is ignored and cleared
-    table[2], table[3] = dead, 0
-    assert _worker(0, 5)._fair() and table[2] == 0
+    table[3], table[4], table[5] = dead, 0, now
+    assert _worker(0, 5)._fair() and table[3] == 0
     workers.forget(me)
     assert table[0] == 0 and table[1] == 0
 
