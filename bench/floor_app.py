@@ -14,13 +14,13 @@ connections and here has no database to reopen.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
 from cds_service.config import Settings
+from cds_service import workers
 from cds_service.serve import GunicornServer, gunicorn_options
 
 CONSTANT_ANSWER: dict[str, Any] = {"cards": []}
@@ -48,8 +48,8 @@ def _no_database(server: Any, worker: Any) -> None:
     """The floor has no database connections to reopen after the fork."""
 
 
-def floor_options(host: str, port: int, workers: int) -> dict[str, Any]:
-    options = gunicorn_options(host, port, workers)
+def floor_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
+    options = gunicorn_options(host, port, workers, threads=threads)
     options["post_fork"] = _no_database
     return options
 
@@ -58,9 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="the framework floor for the benchmark")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("CDS_WORKERS", "2")))
+    parser.add_argument("--workers", type=int, default=None, help="default: the service's (CDS_WORKERS or the core count)")
     args = parser.parse_args(argv)
-    FloorServer(floor_options(args.host, args.port, args.workers), Settings()).run()
+    settings = Settings.from_env()  # the service's worker and thread defaults (CDS_WORKERS, CDS_THREADS)
+    workers.create_table()  # the same connection balancing as the service (cds_service/workers.py)
+    FloorServer(floor_options(args.host, args.port, args.workers or settings.workers, settings.threads), settings).run()
     return 0
 
 

@@ -518,3 +518,86 @@ def prefetch_count(body: dict[str, Any]) -> int:
 
 def encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
+# --- traffic an EHR really sends: distinct therapy calls, and orders that are not therapy ----------
+
+_ID_IN_TEXT = '"id":"{}"'
+
+
+def distinct_order_sign_requests(count: int, today: date | None = None, seed: int = 14) -> list[dict[str, Any]]:
+    """``count`` typical order-sign calls that share no patient, resource id, hookInstance or
+    measured value: every id gets the call's number, the patient's name, MRN and birth date
+    change, and weights, labs and scores move, so that no cache keyed by a body or by a
+    resource's content can serve one call from another. Agents alternate (radium-223, Lu-177)."""
+    today = today or date.today()
+    rng = random.Random(seed)
+    bodies = []
+    for number in range(count):
+        agent = "ra223" if number % 2 == 0 else "lu177-psma"
+        body = order_sign_request(agent, today, label=f"distinct-{seed}-{number}")
+        kg = round(rng.uniform(58.0, 96.0), 1)
+        for resource in _resources_in(body):
+            quantity = resource.get("valueQuantity")
+            if isinstance(quantity, dict) and isinstance(quantity.get("value"), (int, float)):
+                if resource["id"].startswith("obs-weight-"):
+                    quantity["value"] = round(kg + rng.uniform(-3.0, 3.0), 1)
+                else:
+                    quantity["value"] = round(quantity["value"] * rng.uniform(0.8, 1.2), 1)
+            if resource.get("resourceType") == "Patient":
+                resource["name"] = [{"family": f"Testpatient{number}", "given": ["Sam", chr(65 + number % 26) + "."]}]
+                resource["identifier"][0]["value"] = f"MRN-{rng.randrange(10**6, 10**7)}"
+                resource["birthDate"] = (date(1940, 1, 1) + timedelta(days=rng.randrange(0, 9000))).isoformat()
+        text = json.dumps(body, separators=(",", ":"))
+        ids = {PATIENT_ID, ENCOUNTER_ID} | {str(resource["id"]) for resource in _resources_in(body)}
+        for ident in sorted(ids, key=len, reverse=True):
+            renamed = f"{ident}-{number:03d}"
+            text = text.replace(_ID_IN_TEXT.format(ident), _ID_IN_TEXT.format(renamed))
+            text = text.replace(f'/{ident}"', f'/{renamed}"').replace(f'"{ident}"', f'"{renamed}"')
+        bodies.append(json.loads(text))
+    return bodies
+
+
+def _resources_in(body: dict[str, Any]) -> list[Resource]:
+    found: list[Resource] = [entry["resource"] for entry in body["context"]["draftOrders"]["entry"]]
+    for value in body["prefetch"].values():
+        if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+            found.extend(entry["resource"] for entry in value.get("entry") or [])
+        elif isinstance(value, dict):
+            found.append(value)
+    return found
+
+
+def not_therapy_requests(fhir_server: str, count: int = 2, today: date | None = None) -> list[dict[str, Any]]:
+    """Order-sign calls for orders that are not radioelement therapy (a statin, a CT scan), as
+    most of an EHR's traffic is: ``fhirServer`` set, no prefetch at all. The service must answer
+    them without a single FHIR request. Alternates the two kinds, each with its own patient."""
+    today = today or date.today()
+    bodies = []
+    for number in range(count):
+        patient_id = f"bench-other-{number:03d}"
+        subject = {"reference": f"Patient/{patient_id}"}
+        if number % 2 == 0:
+            order: Resource = {
+                "resourceType": "MedicationRequest", "id": f"mr-statin-{number:03d}", "status": "draft",
+                "intent": "order",
+                "medicationCodeableConcept": {"coding": [_coding(RXNORM, "617310", "atorvastatin 20 MG Oral Tablet")],
+                                              "text": "Atorvastatin 20 mg tablet, once daily"},
+                "subject": subject, "authoredOn": today.isoformat(), "requester": {"reference": USER_ID},
+                "dosageInstruction": [{"text": "20 mg by mouth once daily"}],
+            }
+        else:
+            order = {
+                "resourceType": "ServiceRequest", "id": f"sr-ct-{number:03d}", "status": "draft", "intent": "order",
+                "code": {"coding": [_coding(LOINC, "36813-4", "CT Abdomen and Pelvis W contrast IV")],
+                         "text": "CT abdomen and pelvis with IV contrast"},
+                "subject": subject, "authoredOn": today.isoformat(), "requester": {"reference": USER_ID},
+            }
+        bodies.append({
+            "hook": "order-sign",
+            "hookInstance": hook_instance(f"not-therapy-{number}"),
+            "fhirServer": fhir_server,
+            "context": {"userId": USER_ID, "patientId": patient_id,
+                        "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]}},
+        })
+    return bodies

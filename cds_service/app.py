@@ -6,7 +6,9 @@ from flask import Flask
 
 from cds_service import engine
 from cds_service.config import Settings
+from cds_service.fhir import speedups
 from cds_service.fhir.parsing import preload_models
+from cds_service.hooks.envelope import fast_request_check
 from cds_service.hooks.pipeline import HookHandler
 from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.ops import web as ops_web
@@ -20,6 +22,7 @@ from cds_service.storage.outbox import Outbox
 from cds_service.storage.records import Store
 from cds_service.web import discovery, feedback, openapi, services
 from cds_service.web.cors import register_cors
+from cds_service.web.jsonio import OrjsonProvider
 from cds_service.web.errors import register_error_handlers
 
 
@@ -31,16 +34,20 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app = Flask(__name__)
     app.config["CDS_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json = OrjsonProvider(app)  # the standard library's JSON, written by orjson (web/jsonio.py)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep cards in the order the engine ranked them
     app.json.compact = True  # type: ignore[attr-defined]
 
-    database = make_engine(settings.database_url, settings.sqlite_busy_timeout)
+    database = make_engine(settings.database_url, settings.sqlite_busy_timeout, True)  # background WAL checkpoints
     jti_table(db_metadata)  # on the shared metadata first, so migrate creates it under its lock
     migrate(database)
     knowledge = knowledge or load_knowledge(settings.knowledge_dir)
+    if not settings.fhir_speedups:
+        speedups.disable()  # CDS_FHIR_SPEEDUPS=off: fhir.resources' own code, to compare
     preload_models()  # fhir.resources models and compiled JSON Schemas: built before workers fork
     for schema in SCHEMA_FILES:
         validator(schema)
+    fast_request_check()  # the request schema compiled to plain checks, also before the fork
 
     app.extensions["cds_db"] = database
     # While the database is away, records wait in the durable spool; each gunicorn

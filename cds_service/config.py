@@ -70,6 +70,42 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
     return value
 
 
+def _cgroup_cpu_limit() -> float | None:
+    """The container's CPU limit in cores (cgroup v2 ``cpu.max``, else v1 CFS quota), if any."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            return int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        if quota_us > 0 and period_us > 0:
+            return quota_us / period_us
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def usable_cores() -> int:
+    """Cores this process may use: its CPU affinity, capped by a container CPU limit."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    limit = _cgroup_cpu_limit()
+    if limit is not None:
+        cores = min(cores, max(1, -int(-limit // 1)))  # a limit of 1.5 cores can keep 2 busy
+    return max(1, cores)
+
+
+def default_workers() -> int:
+    """One gunicorn worker per usable core (a hook call is CPU work: a worker per core is what
+    runs calls in parallel), at least 2 so one slow call never holds the only worker, at most 8."""
+    return max(2, min(usable_cores(), 8))
+
+
 def _integer(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None = None) -> int:
     raw = _raw(env, name)
     if raw is None:
@@ -187,6 +223,7 @@ class Settings:
     fhir_total_budget: float = 6.0
     fhir_max_pages: int = 5
     strict_fhir: bool = False
+    fhir_speedups: bool = True  # CDS_FHIR_SPEEDUPS=off: fhir.resources' own code (cds_service/fhir/speedups.py)
     record_dir: str | None = None
     log_level: str = "INFO"
     discovery_token_required: bool = False
@@ -233,6 +270,7 @@ class Settings:
             fhir_total_budget=_number(env, "CDS_FHIR_TOTAL_BUDGET", 6.0, minimum=0.1),
             fhir_max_pages=_integer(env, "CDS_FHIR_MAX_PAGES", 5, minimum=1),
             strict_fhir=_flag(env, "CDS_STRICT_FHIR", False),
+            fhir_speedups=_flag(env, "CDS_FHIR_SPEEDUPS", True),
             record_dir=_text(env, "CDS_RECORD_DIR"),
             log_level=_log_level(env),
             discovery_token_required=_choice(env, "CDS_DISCOVERY_AUTH", "optional", ("optional", "required")) == "required",
@@ -242,7 +280,7 @@ class Settings:
             jwt_leeway=_number(env, "CDS_JWT_LEEWAY", 60.0, minimum=0, maximum=600),
             host=_text(env, "CDS_HOST") or "127.0.0.1",
             port=_integer(env, "CDS_PORT", 8080, minimum=1, maximum=65535),
-            workers=_integer(env, "CDS_WORKERS", 2, minimum=1, maximum=64),
+            workers=_integer(env, "CDS_WORKERS", default_workers(), minimum=1, maximum=64),
             threads=_integer(env, "CDS_THREADS", 4, minimum=1, maximum=256),
             replay_token=_text(env, "CDS_REPLAY_TOKEN"),
             knowledge_dir=_text(env, "CDS_KNOWLEDGE_DIR"),

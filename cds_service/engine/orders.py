@@ -143,6 +143,31 @@ class _AgentFound:
     conflict: str | None = None  # code and text name different agents: said on the card
 
 
+# Matcher.text tries every agent's pattern in turn (dozens of regular expressions) on an
+# order's text, twice per draft and twice per call (relevance, then the decision): a third of
+# the cost of answering an order that is not therapy. The answer depends only on the matcher
+# and the text, and EHRs send the same drug names again and again, so it is remembered (per
+# matcher, at most _TEXT_MEMO_SIZE texts, emptied when full; the matcher is held so its id
+# cannot be reused while remembered).
+_TEXT_MEMO: dict[int, tuple[Matcher, dict[str, str | None]]] = {}
+_TEXT_MEMO_SIZE = 4096
+
+
+def _matched_text(matcher: Matcher, text: str) -> str | None:
+    entry = _TEXT_MEMO.get(id(matcher))
+    if entry is None or entry[0] is not matcher:
+        entry = _TEXT_MEMO[id(matcher)] = (matcher, {})
+    memo = entry[1]
+    try:
+        return memo[text]
+    except KeyError:
+        pass
+    if len(memo) >= _TEXT_MEMO_SIZE:
+        memo.clear()
+    found = memo[text] = matcher.text(text)
+    return found
+
+
 def _agent_found(concepts: list[Any], text: str, knowledge: Knowledge) -> _AgentFound:
     """The agent an order names, surviving mislabelled codings.
 
@@ -168,8 +193,8 @@ def _agent_found(concepts: list[Any], text: str, knowledge: Knowledge) -> _Agent
     if knowledge.diagnostic_text.search(text) and not knowledge.therapy_text.search(text):
         by_text = None
     else:
-        by_text = matcher.text(text)
-    named = matcher.text(" ; ".join(texts(*concepts)))  # the drug's own name, not notes
+        by_text = _matched_text(matcher, text)
+    named = _matched_text(matcher, " ; ".join(texts(*concepts)))  # the drug's own name, not notes
     coded = by_code or by_value
     if coded and named and named != coded:
         conflict = (f"the code {shown_code} names {knowledge.agents[coded].name} but the order's drug name "

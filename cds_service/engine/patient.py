@@ -240,6 +240,27 @@ def _has_value(resource: Resource) -> bool:
 _OBSERVATION_GROUPS = OBSERVATION_EVIDENCE_GROUPS
 
 
+# The evidence groups a set of Observation codes belongs to, remembered per knowledge: a chart
+# holds the same few lab and vital-sign codes hundreds of times (at most _GROUP_MEMO_SIZE code
+# sets per knowledge, emptied when full; the knowledge is held so its id is not reused).
+_GROUP_MEMO: dict[int, tuple[Knowledge, dict[tuple[CodeKey, ...], tuple[str, ...]]]] = {}
+_GROUP_MEMO_SIZE = 4096
+
+
+def _groups_of(knowledge: Knowledge, codes: list[CodeKey]) -> tuple[str, ...]:
+    entry = _GROUP_MEMO.get(id(knowledge))
+    if entry is None or entry[0] is not knowledge:
+        entry = _GROUP_MEMO[id(knowledge)] = (knowledge, {})
+    memo, key = entry[1], tuple(codes)
+    found = memo.get(key)
+    if found is None:
+        if len(memo) >= _GROUP_MEMO_SIZE:
+            memo.clear()
+        found = memo[key] = tuple(group for group in _OBSERVATION_GROUPS
+                                  if any(knowledge.is_evidence(group, s, c) for s, c in codes))
+    return found
+
+
 def _observation_groups(call: HookCall, knowledge: Knowledge) -> dict[str, list[Resource]]:
     """The patient's live Observations (raw) by evidence group, found in one pass over the chart
     and kept for the call: each group used to rescan every Observation and recompute its codes."""
@@ -251,10 +272,8 @@ def _observation_groups(call: HookCall, knowledge: Knowledge) -> dict[str, list[
                 continue
             if not _has_value(resource):
                 continue  # an ECOG or stage Observation with no value documents nothing
-            codes = _codes_of(resource)
-            for group in _OBSERVATION_GROUPS:
-                if any(knowledge.is_evidence(group, s, c) for s, c in codes):
-                    groups[group].append(resource)
+            for group in _groups_of(knowledge, _codes_of(resource)):
+                groups[group].append(resource)
         call.cache.observation_groups = groups
     return groups
 

@@ -16,6 +16,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from cds_service.turns import TURNS
+
 Resource = dict[str, Any]
 UrlGuard = Callable[[str], None]
 
@@ -88,7 +90,8 @@ class FhirClient:
         # rebinding between the check above and the connection) and ignores proxy env vars.
         http = getattr(self.url_guard, "http_session", None) or requests
         try:
-            with http.get(url, headers=self._headers(), timeout=timeout, stream=True, allow_redirects=False) as response:
+            with TURNS.waiting(), http.get(url, headers=self._headers(), timeout=timeout, stream=True,
+                                           allow_redirects=False) as response:
                 body = self._read_body(response)
                 status = response.status_code
         except requests.Timeout:

@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cds_service.fhir import speedups
+
 Resource = dict[str, Any]
 
 # Elements that R4 defines as lists but that known clients send as a single object.
@@ -53,6 +55,8 @@ def preload_models(resource_types: tuple[str, ...] = CALL_RESOURCE_TYPES) -> Non
     """Import and build the R4B models now (about 250 ms), so that gunicorn's preloading master
     does it once and its workers fork with them ready, instead of every worker paying for them
     on its first calls."""
+    if not speedups.attempted():
+        speedups.install()
     for resource_type in resource_types:
         _model_class(resource_type)
 
@@ -124,6 +128,8 @@ def validate_resource(resource: Any, where: str = "resource") -> Resource:
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str) or not resource_type:
         raise InvalidFhir(where, ["resourceType is missing"])
+    if not speedups.attempted():
+        speedups.install()  # once per process; on an unchecked fhir_core it changes nothing
     try:
         model = _model_class(resource_type)
     except (KeyError, ImportError, AttributeError):

@@ -6,20 +6,38 @@ draft orders that are not valid FHIR R4 are 422.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
+
+from functools import lru_cache
 
 from cds_service.fhir.parsing import InvalidFhir, validate_resource
 from cds_service.hooks.catalog import ServiceDefinition
-from cds_service.schemas import first_error
+from cds_service.hooks.schema_check import Check, Unsupported, compile_schema
+from cds_service.schemas import first_error, validator
 from cds_service.errors import ApiError
 
 Resource = dict[str, Any]
 
 
+@lru_cache(maxsize=None)
+def fast_request_check() -> Check | None:
+    """The request schema compiled to plain checks (hooks/schema_check.py), or None when it uses
+    a keyword the compiler does not know (then jsonschema alone decides)."""
+    schema = validator("request").schema
+    if not isinstance(schema, Mapping):
+        return None
+    try:
+        return compile_schema(schema)
+    except Unsupported:
+        return None
+
+
 def check_envelope(service: ServiceDefinition, body: Any) -> None:
-    problem = first_error("request", body)
-    if problem is not None:
-        raise ApiError(400, f"request does not follow CDS Hooks 2.0: {problem}")
+    fast = fast_request_check()
+    if fast is None or not fast(body):  # jsonschema finds and words the error (or confirms it is valid)
+        problem = first_error("request", body)
+        if problem is not None:
+            raise ApiError(400, f"request does not follow CDS Hooks 2.0: {problem}")
     if body["hook"] != service.hook:
         raise ApiError(
             400,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
+from cds_service.turns import TURNS
 from cds_service.fhir.client import FhirClient, FhirError, bundle_resources, next_link, operation_outcome_text
 
 Resource = dict[str, Any]
@@ -126,7 +127,8 @@ def resolve_prefetch(
     pool = ThreadPoolExecutor(max_workers=min(8, len(keys)), thread_name_prefix="fhir-fetch")
     try:
         futures = {key: pool.submit(run, key) for key in keys}
-        wait(futures.values(), timeout=max(budget_seconds, 0.1))
+        with TURNS.waiting():  # other calls of this worker run meanwhile (cds_service/turns.py)
+            wait(futures.values(), timeout=max(budget_seconds, 0.1))
         for key, future in futures.items():
             if not future.done():
                 unavailable[key] = "the FHIR server did not answer in time"

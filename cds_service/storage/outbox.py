@@ -36,6 +36,7 @@ from sqlalchemy import and_, insert, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from cds_service.storage import spool as spool_files
+from cds_service.storage.direct import DirectWriter
 from cds_service.storage.db import audit, feedback, insert_ignoring_duplicates, is_outage, issued_cards, metadata
 from cds_service.storage.spool import SpoolFile, SpoolFull, SpoolWriteFailed
 
@@ -81,6 +82,7 @@ class Outbox:
         self.flush_interval = flush_interval
         self.idle_interval = idle_interval
         self.periodic: list[Callable[[], object]] = []  # results are ignored
+        self._direct = DirectWriter(engine)
         self._pid = -1
         self._reset_process_state()
 
@@ -139,7 +141,17 @@ class Outbox:
     def record_call(self, audit_row: dict[str, Any], card_rows: list[dict[str, Any]]) -> str:
         """Audit row and issued cards of one call: "stored" or "spooled"; SpoolRefused."""
         record = {"kind": "call", "audit": audit_row, "cards": card_rows}
-        return self._write(record, lambda connection: _apply_call(connection, record, check=False))
+        self._here()
+        if not self._outage:  # the common case, on every hook call: prepared statements (storage/direct.py)
+            try:
+                self._direct.write_call(audit_row, card_rows)
+                return "stored"
+            except Exception as error:
+                if not (is_outage(error) or self._direct.is_outage(error)):
+                    raise
+                self._enter_outage(error)
+        self._spool(record)
+        return "spooled"
 
     def record_feedback(self, rows: list[dict[str, Any]]) -> str:
         record = {"kind": "feedback", "rows": rows}

@@ -22,10 +22,12 @@ SHORTENED_NOTE = "…(shortened for the side panel)"
 
 
 def shape_response(body: dict[str, Any], profile: VendorProfile,
-                   link_hosts: Iterable[str] = ()) -> dict[str, Any]:
+                   link_hosts: Iterable[str] = (), *, in_place: bool = False) -> dict[str, Any]:
     """A copy of ``body`` within ``profile``'s limits; ``link_hosts`` are the hosts the
-    hospital registered with the EHR (used where the profile says links must be registered)."""
-    shaped = copy.deepcopy(body)
+    hospital registered with the EHR (used where the profile says links must be registered).
+    ``in_place``: shape ``body`` itself, for a caller that keeps only the shaped answer (the
+    deep copy cost ~0.5 ms per hook call)."""
+    shaped = body if in_place else copy.deepcopy(body)
     hosts = frozenset(host_of(host) or host.lower() for host in link_hosts)
     cards = shaped.get("cards")
     if isinstance(cards, list):

@@ -8,11 +8,8 @@ from typing import Any
 from flask import current_app, request
 
 from cds_service.security.web import JsonLimitError, check_json_limits
+from cds_service.web import jsonio
 from cds_service.web.errors import ApiError
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def json_body() -> Any:
@@ -30,7 +27,7 @@ def json_body() -> Any:
     if not raw.strip():
         raise ApiError(400, "request body is empty; a JSON object is required")
     try:
-        document = json.loads(raw, parse_constant=_reject_constant)
+        document = jsonio.loads(raw)  # orjson, or json where they would differ
     except UnicodeDecodeError:
         raise ApiError(400, "request body is not UTF-8 encoded JSON") from None
     except json.JSONDecodeError as error:

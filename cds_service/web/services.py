@@ -61,7 +61,7 @@ def call_service(service_id: str) -> Response:
         outcome = handler.handle(service, body, url_guard=url_guard, request_base_url=request.url_root)
         # the calling EHR's vendor profile (issuer file "profile"); the audit row keeps what was sent
         outcome.body = shape_response(outcome.body, get_profile(caller.profile if caller else None),
-                                      caller.link_hosts if caller else ())
+                                      caller.link_hosts if caller else (), in_place=True)  # a fresh body
         return jsonify(outcome.body)
     except ApiError as exc:
         status, error = exc.status, exc.message[:500]

@@ -106,3 +106,16 @@ def test_log_format_switches_both_ways():
     assert all(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
     configure_logging("INFO", "text")
     assert not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
+
+
+def test_the_worker_default_follows_the_usable_cores(monkeypatch) -> None:
+    """CDS_WORKERS unset: one worker per core the process may use (affinity, container CPU
+    limit), at least 2 and at most 8; CDS_WORKERS still wins."""
+    from cds_service import config
+
+    for cores, limit, expected in ((1, None, 2), (2, None, 2), (4, None, 4), (64, None, 8), (64, 3.0, 3),
+                                   (64, 1.5, 2), (16, 0.5, 2)):
+        monkeypatch.setattr(config.os, "sched_getaffinity", lambda pid, cores=cores: set(range(cores)))
+        monkeypatch.setattr(config, "_cgroup_cpu_limit", lambda limit=limit: limit)
+        assert config.Settings.from_env({}).workers == expected, (cores, limit)
+        assert config.Settings.from_env({"CDS_WORKERS": "5"}).workers == 5
