@@ -62,6 +62,21 @@ class Connection:
         self.status = 0
         self.close_after = False
 
+    def advance(self, events: int, selector: selectors.BaseSelector) -> bool:
+        """Send or read on a selector event; True once a whole response is in the buffer."""
+        assert self.sock is not None
+        if events & selectors.EVENT_WRITE:
+            sent = self.sock.send(self.out)
+            self.out = self.out[sent:]
+            if not self.out:
+                selector.modify(self.sock, selectors.EVENT_READ, self)
+            return False
+        chunk = self.sock.recv(262144)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        self.buf += chunk
+        return self.parse()
+
     def parse(self) -> bool:
         """True when a complete response is in the buffer."""
         if self.header_end < 0:
@@ -190,17 +205,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for key, events in selector.select(timeout=0.05):
             conn: Connection = key.data
             try:
-                if events & selectors.EVENT_WRITE:
-                    sent = conn.sock.send(conn.out)  # type: ignore[union-attr]
-                    conn.out = conn.out[sent:]
-                    if not conn.out:
-                        selector.modify(conn.sock, selectors.EVENT_READ, conn)  # type: ignore[arg-type]
-                    continue
-                chunk = conn.sock.recv(262144)  # type: ignore[union-attr]
-                if not chunk:
-                    raise ConnectionError("server closed the connection")
-                conn.buf += chunk
-                if not conn.parse():
+                if not conn.advance(events, selector):
                     continue
             except (OSError, ConnectionError, RuntimeError, ValueError, IndexError) as error:
                 errors += 1
@@ -305,17 +310,7 @@ def run_open(args: argparse.Namespace, requests: list[bytes]) -> dict[str, Any]:
                 opened -= 1
                 continue
             try:
-                if events & selectors.EVENT_WRITE:
-                    sent = conn.sock.send(conn.out)  # type: ignore[union-attr]
-                    conn.out = conn.out[sent:]
-                    if not conn.out:
-                        selector.modify(conn.sock, selectors.EVENT_READ, conn)  # type: ignore[arg-type]
-                    continue
-                chunk = conn.sock.recv(262144)  # type: ignore[union-attr]
-                if not chunk:
-                    raise ConnectionError("server closed the connection")
-                conn.buf += chunk
-                if not conn.parse():
+                if not conn.advance(events, selector):
                     continue
             except (OSError, ConnectionError, RuntimeError, ValueError, IndexError) as error:
                 busy.discard(conn)
