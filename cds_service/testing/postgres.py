@@ -19,10 +19,11 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from cds_service.testing.required import must_run
+
 ENV_URL = "CDS_TEST_POSTGRES_URL"
 ENV_REQUIRE = "CDS_TEST_REQUIRE_POSTGRES"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
-_TRUE = {"1", "true", "yes", "on"}
 
 
 def server_url() -> str:
@@ -31,8 +32,7 @@ def server_url() -> str:
 
 def required(env: dict[str, str] | None = None) -> bool:
     """PostgreSQL must be there: in CI, or when the run says so explicitly."""
-    env = dict(os.environ) if env is None else env
-    return any(env.get(name, "").strip().lower() in _TRUE for name in ("CI", ENV_REQUIRE))
+    return must_run(ENV_REQUIRE, env=env)
 
 
 def libpq_url(url: str) -> str:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from cds_service.testing.postgres import required as postgres_required
+from cds_service.testing.required import must_run
 from tests.ops.live import free_port, running
 
 CHROMIUM = os.environ.get("CDS_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -33,8 +33,8 @@ ARTIFACTS = Path(os.environ.get("CDS_TEST_ARTIFACTS", Path(__file__).resolve().p
 
 
 def _browser_required() -> bool:
-    # In CI the browser tests must run, never skip: .ci/run installs Chromium.
-    return postgres_required() or os.environ.get("CDS_TEST_REQUIRE_BROWSER", "").lower() in {"1", "true", "yes"}
+    # In CI the browser tests must run, never skip: .ci/run installs Chromium and sets the flag.
+    return must_run("CDS_TEST_REQUIRE_BROWSER")
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +48,7 @@ def browser() -> Iterator[Any]:
         reason = reason or "playwright is not installed (pip install -e '.[test]')"
     if reason:
         if _browser_required():
-            pytest.fail(reason)
+            pytest.fail(f"{reason}; the browser tests are required here (CI or CDS_TEST_REQUIRE_BROWSER)")
         pytest.skip(reason)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

@@ -19,6 +19,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from cds_service.testing.required import must_run
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "docker" / "build-local.sh"
 # One tag per checkout, so test runs of two worktrees on one machine never swap images under
@@ -38,8 +40,7 @@ def missing_tools() -> list[str]:
 
 def required(env: Mapping[str, str] | None = None) -> bool:
     """The container tests must run (fail, never skip) in CI, as .ci/run sets up the tools."""
-    env = os.environ if env is None else env
-    return env.get("CDS_TEST_REQUIRE_CONTAINERS") == "1" or env.get("CI", "").lower() == "true"
+    return must_run("CDS_TEST_REQUIRE_CONTAINERS", env=env)
 
 
 def podman_env() -> dict[str, str]:

@@ -19,7 +19,8 @@ def test_ci_run_ends_with_the_readme_test_command():
     lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip()]
     assert lines[-1] == command
     script = "\n".join(lines)
-    assert re.search(r"^export CDS_TEST_REQUIRE_POSTGRES=1$", script, re.M)
+    for flag in ("CDS_TEST_REQUIRE_POSTGRES", "CDS_TEST_REQUIRE_BROWSER", "CDS_TEST_REQUIRE_CONTAINERS"):
+        assert re.search(rf"^export {flag}=1$", script, re.M), flag
     assert "apt-get install -y -q postgresql" in script
 
 
@@ -54,3 +55,29 @@ def test_readme_configuration_names_every_variable_the_code_reads():
     used -= {"CDS_SETTINGS"}  # a Flask config key, not an environment variable
     assert used, "found no variables: the pattern is broken"
     assert sorted(used - documented) == []
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, False), ({"CI": "true"}, True), ({"CI": "1"}, True), ({"CI": "false"}, False),
+    ({"CDS_TEST_REQUIRE_BROWSER": "1"}, True), ({"CDS_TEST_REQUIRE_BROWSER": "0"}, False),
+    ({"CDS_TEST_REQUIRE_POSTGRES": "1"}, False),
+])
+def test_browser_tests_are_required_in_ci(env, expected):
+    """Browser, container and tool-dependent tests fail instead of skipping in CI (CI=true) or
+    when their own flag is set; another suite's flag does not count."""
+    from cds_service.testing.required import must_run
+
+    assert must_run("CDS_TEST_REQUIRE_BROWSER", env=env) is expected
+
+
+def test_browser_fixture_fails_in_ci_when_chromium_is_missing(monkeypatch):
+    import tests.browser.conftest as browser
+
+    monkeypatch.setattr(browser, "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="required here"):
+        next(browser.browser.__wrapped__())
+    monkeypatch.setenv("CI", "false")
+    monkeypatch.delenv("CDS_TEST_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        next(browser.browser.__wrapped__())
