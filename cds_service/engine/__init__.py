@@ -54,9 +54,8 @@ def prefetch_keys_for(completed: bool, light: bool, knowledge: Knowledge,
     for rule in (*knowledge.doc_by_kind.values(), *knowledge.doc_by_code.values()):
         for item in (*rule.keys, *(rule.post if completed else ())):
             keys.update(DOC_DEPENDS_ON.get(item, ()))
-    for key, doc in knowledge.doc_items.items():
-        if doc.requirement is not None and doc.requirement.agents & agents:
-            keys.update(DOC_DEPENDS_ON.get(key, ()))
+    for key, _ in knowledge.agent_requirements(agents):
+        keys.update(DOC_DEPENDS_ON.get(key, ()))
     return frozenset(keys)
 
 

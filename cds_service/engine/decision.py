@@ -15,7 +15,8 @@ from cds_service.engine.activity import round_units
 from cds_service.engine.coding import CodeChoice, choose_code, follow_up_evidenced, modifiers, order_facts
 from cds_service.engine.edits import Warning
 from cds_service.engine.facts import PatientFacts, TherapyOrder
-from cds_service.knowledge.model import Knowledge
+from cds_service.knowledge.model import Knowledge, Supply
+from cds_service.knowledge.vocabulary import DIAGNOSIS_SIGNALS
 
 
 @dataclass(frozen=True)
@@ -83,22 +84,29 @@ class Decision:
         return out
 
 
+def _agent_supply(order: TherapyOrder, code: str, knowledge: Knowledge) -> Supply | None:
+    """The ordered agent's separately billed supply code, when the recommended code is a
+    radiopharmaceutical one (a sealed-source code carries its sources itself)."""
+    agent = knowledge.agents.get(order.agent or "")
+    info = knowledge.codes.get(code)
+    if agent is None or info is None or info.kind != "unsealed":
+        return None
+    return agent.supply
+
+
 def supply_lines(order: TherapyOrder, code: str, knowledge: Knowledge,
                  setting: str | None = None) -> tuple[SupplyLine, ...]:
     """The separately billed radiopharmaceutical and its units (per mCi, per µCi, or per dose).
 
     A supply code limited to some settings (a hospital-outpatient C-code) is never asserted
     without evidence of that setting."""
-    agent = knowledge.agents.get(order.agent or "")
-    info = knowledge.codes.get(code)
-    if agent is None or agent.supply is None or info is None or info.kind != "unsealed":
+    supply = _agent_supply(order, code, knowledge)
+    if supply is None or not supply.billed_in(setting):
         return ()
-    if agent.supply.settings and setting not in agent.supply.settings:
-        return ()
-    unit = agent.supply.unit
+    unit = supply.unit
     rule = knowledge.supply_units[unit]
     if rule.fixed_units is not None:
-        return (SupplyLine(agent.supply.code, rule.fixed_units, unit),)
+        return (SupplyLine(supply.code, rule.fixed_units, unit),)
     activity = order.activity
     if activity is None or activity.mci is None or rule.units_per_mci is None:
         if activity is not None and activity.needs_weight:
@@ -108,26 +116,19 @@ def supply_lines(order: TherapyOrder, code: str, knowledge: Knowledge,
                     "to compute billing units")
         else:
             note = "the order states no activity; state it in MBq or mCi to compute billing units"
-        return (SupplyLine(agent.supply.code, None, unit, note),)
+        return (SupplyLine(supply.code, None, unit, note),)
     rounding = knowledge.unit_rounding
-    return (SupplyLine(agent.supply.code, round_units(activity.mci * rule.units_per_mci, rounding), unit,
+    return (SupplyLine(supply.code, round_units(activity.mci * rule.units_per_mci, rounding), unit,
                        rounding.note),)
 
 
 def supply_note(order: TherapyOrder, code: str, knowledge: Knowledge, setting: str | None = None) -> str | None:
     """Why no supply line is given when the agent's supply code is limited to other settings, and
     what applies instead (agents.toml ``setting_notes``): the card must not go silent on the source."""
-    agent = knowledge.agents.get(order.agent or "")
-    info = knowledge.codes.get(code)
-    if agent is None or agent.supply is None or info is None or info.kind != "unsealed":
+    supply = _agent_supply(order, code, knowledge)
+    if supply is None or supply.billed_in(setting):
         return None
-    if not agent.supply.settings or setting in agent.supply.settings:
-        return None
-    return agent.supply.setting_notes.get(setting or "unknown")
-
-
-# The strongest signal first: a code, then mCODE's structured signals, then text.
-_SIGNAL_RANK = ("code", "histology", "secondary-profile", "text")
+    return supply.setting_notes.get(setting or "unknown")
 
 
 def diagnosis_signal(required: tuple[str, ...], gaps: tuple[str, ...], patient: PatientFacts
@@ -136,7 +137,7 @@ def diagnosis_signal(required: tuple[str, ...], gaps: tuple[str, ...], patient: 
     Conditions behind it; (None, ()) when a code shows it or the diagnosis is not in question."""
     if "diagnosis" not in required or "diagnosis" in gaps or not patient.malignant:
         return None, ()
-    best = min((c.signal or "code" for c in patient.malignant), key=_SIGNAL_RANK.index)
+    best = min((c.signal or "code" for c in patient.malignant), key=DIAGNOSIS_SIGNALS.index)
     if best == "code":
         return None, ()
     return best, tuple((c.reference, c.text) for c in patient.malignant if c.signal == best)

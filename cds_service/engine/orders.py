@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any, Iterable, Mapping
 
 from cds_service.engine import activity as activity_units
+from cds_service.engine.memo import Memo
 from cds_service.engine.facts import TherapyOrder
 from cds_service.engine.fhirdata import (
     Resource, as_list, code_keys, codings, first_date, ref_target, reference, refs, texts,
@@ -65,9 +66,10 @@ def referenced_medication(resource: Resource, medications: Medications) -> Resou
     return found if isinstance(found, dict) and found.get("resourceType") == "Medication" else None
 
 
-def _medication_concepts(resource: Resource, medications: Medications = _NO_MEDICATIONS) -> list[Any]:
+def medication_concepts(resource: Resource, medications: Medications = _NO_MEDICATIONS) -> list[Any]:
     """What names the drug: the coded concept, the reference's display, and the referenced
-    Medication's code and ingredients (read exactly like ``medicationCodeableConcept``)."""
+    Medication's code and ingredients (read exactly like ``medicationCodeableConcept``). The chart's
+    medication history (engine/patient.py) is read the same way as the order."""
     concepts: list[Any] = [resource.get("medicationCodeableConcept")]
     med_ref = resource.get("medicationReference")
     if isinstance(med_ref, dict) and isinstance(med_ref.get("display"), str):
@@ -84,15 +86,9 @@ def _medication_concepts(resource: Resource, medications: Medications = _NO_MEDI
     return concepts
 
 
-def medication_concepts(resource: Resource, medications: Medications = _NO_MEDICATIONS) -> list[Any]:
-    """What names the drug of any medication resource (MedicationRequest, MedicationStatement):
-    read the same way for the chart's medication history as for the order."""
-    return _medication_concepts(resource, medications)
-
-
 def _order_text(resource: Resource, medications: Medications = _NO_MEDICATIONS) -> str:
     """The free text an order carries, joined with ``;`` so patterns cannot span two fields."""
-    parts = list(texts(*_procedure_concepts(resource), *_medication_concepts(resource, medications),
+    parts = list(texts(*_procedure_concepts(resource), *medication_concepts(resource, medications),
                        *as_list(resource.get("bodySite"))))
     for note in as_list(resource.get("note")):
         if isinstance(note, dict) and isinstance(note.get("text"), str):
@@ -146,26 +142,12 @@ class _AgentFound:
 # Matcher.text tries every agent's pattern in turn (dozens of regular expressions) on an
 # order's text, twice per draft and twice per call (relevance, then the decision): a third of
 # the cost of answering an order that is not therapy. The answer depends only on the matcher
-# and the text, and EHRs send the same drug names again and again, so it is remembered (per
-# matcher, at most _TEXT_MEMO_SIZE texts, emptied when full; the matcher is held so its id
-# cannot be reused while remembered).
-_TEXT_MEMO: dict[int, tuple[Matcher, dict[str, str | None]]] = {}
-_TEXT_MEMO_SIZE = 4096
+# and the text, and EHRs send the same drug names again and again, so it is remembered.
+_TEXT_MATCHES: Memo[Matcher, str, str | None] = Memo()
 
 
 def _matched_text(matcher: Matcher, text: str) -> str | None:
-    entry = _TEXT_MEMO.get(id(matcher))
-    if entry is None or entry[0] is not matcher:
-        entry = _TEXT_MEMO[id(matcher)] = (matcher, {})
-    memo = entry[1]
-    try:
-        return memo[text]
-    except KeyError:
-        pass
-    if len(memo) >= _TEXT_MEMO_SIZE:
-        memo.clear()
-    found = memo[text] = matcher.text(text)
-    return found
+    return _TEXT_MATCHES.get(matcher, text, matcher.text)
 
 
 def _agent_found(concepts: list[Any], text: str, knowledge: Knowledge) -> _AgentFound:
@@ -208,7 +190,7 @@ def _candidate(resource: Resource, knowledge: Knowledge, medications: Medication
     kind = resource.get("resourceType")
     text = _order_text(resource, medications)
     if kind == "MedicationRequest":
-        found = _agent_found(_medication_concepts(resource, medications), text, knowledge)
+        found = _agent_found(medication_concepts(resource, medications), text, knowledge)
         return _Candidate(resource, found.key, None, found.conflict) if found.key else None
     if kind not in ("ServiceRequest", "Procedure"):
         return None

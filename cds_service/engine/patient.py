@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Iterator
 from cds_service.engine.facts import (
     CarePlanFact, CodedFact, ConditionFact, CoverageFact, HistoryFact, PatientFacts, ReportFact, TherapyOrder,
 )
+from cds_service.engine.memo import Memo
 from cds_service.engine.orders import medication_concepts
 from cds_service.engine.fhirdata import (
     Resource, as_list, code_keys, first_date, for_patient, parse_date, ref_target, reference, texts,
@@ -161,16 +162,13 @@ def _indication_prefixes(orders: tuple[TherapyOrder, ...], knowledge: Knowledge)
     indications, the sequencing codes, and the codes the agents' documentation items read (Z19.2,
     G89.3, E05, a visceral metastasis): without them a coded Z19.2 could never clear its item."""
     prefixes: list[str] = list(knowledge.sequencing_codes)
-    agents = {order.agent for order in orders if order.agent}
     for order in orders:
         indication = knowledge.indications.get(order.agent or "")
         if indication:
             prefixes.extend(item for group in indication.requires for item in group if not item.startswith("snomed:"))
-    for item in knowledge.doc_items.values():
-        requirement = item.requirement
-        if requirement is not None and requirement.agents & agents:
-            prefixes.extend((*requirement.condition_icd10cm_prefixes, *requirement.only_with_icd10cm_prefixes,
-                             *requirement.conflict_icd10cm_prefixes))
+    for _, requirement in knowledge.agent_requirements(_agents(orders)):
+        prefixes.extend((*requirement.condition_icd10cm_prefixes, *requirement.only_with_icd10cm_prefixes,
+                         *requirement.conflict_icd10cm_prefixes))
     return tuple(prefixes)
 
 
@@ -240,25 +238,16 @@ def _has_value(resource: Resource) -> bool:
 _OBSERVATION_GROUPS = OBSERVATION_EVIDENCE_GROUPS
 
 
-# The evidence groups a set of Observation codes belongs to, remembered per knowledge: a chart
-# holds the same few lab and vital-sign codes hundreds of times (at most _GROUP_MEMO_SIZE code
-# sets per knowledge, emptied when full; the knowledge is held so its id is not reused).
-_GROUP_MEMO: dict[int, tuple[Knowledge, dict[tuple[CodeKey, ...], tuple[str, ...]]]] = {}
-_GROUP_MEMO_SIZE = 4096
+# The evidence groups a set of Observation codes belongs to: a chart holds the same few lab and
+# vital-sign codes hundreds of times, so the answer is remembered per code set.
+_GROUPS_OF_CODES: Memo[Knowledge, tuple[CodeKey, ...], tuple[str, ...]] = Memo()
 
 
 def _groups_of(knowledge: Knowledge, codes: list[CodeKey]) -> tuple[str, ...]:
-    entry = _GROUP_MEMO.get(id(knowledge))
-    if entry is None or entry[0] is not knowledge:
-        entry = _GROUP_MEMO[id(knowledge)] = (knowledge, {})
-    memo, key = entry[1], tuple(codes)
-    found = memo.get(key)
-    if found is None:
-        if len(memo) >= _GROUP_MEMO_SIZE:
-            memo.clear()
-        found = memo[key] = tuple(group for group in _OBSERVATION_GROUPS
-                                  if any(knowledge.is_evidence(group, s, c) for s, c in codes))
-    return found
+    def groups(key: tuple[CodeKey, ...]) -> tuple[str, ...]:
+        return tuple(group for group in _OBSERVATION_GROUPS if any(knowledge.is_evidence(group, s, c) for s, c in key))
+
+    return _GROUPS_OF_CODES.get(knowledge, tuple(codes), groups)
 
 
 def _observation_groups(call: HookCall, knowledge: Knowledge) -> dict[str, list[Resource]]:
@@ -384,11 +373,13 @@ def _history(call: HookCall, orders: tuple[TherapyOrder, ...], knowledge: Knowle
     return tuple(facts)
 
 
+def _agents(orders: tuple[TherapyOrder, ...]) -> set[str]:
+    return {order.agent for order in orders if order.agent}
+
+
 def _wants_requirements(orders: tuple[TherapyOrder, ...], knowledge: Knowledge) -> bool:
     """Reading report words and coded procedures is needed only for an agent with a label requirement."""
-    agents = {order.agent for order in orders if order.agent}
-    return any(item.requirement is not None and item.requirement.agents & agents
-               for item in knowledge.doc_items.values())
+    return bool(knowledge.agent_requirements(_agents(orders)))
 
 
 def _reports(call: HookCall, high: date) -> tuple[ReportFact, ...]:
@@ -431,10 +422,8 @@ _NOT_AN_ORDER = {"proposal", "plan"}
 
 def _wants_medications(orders: tuple[TherapyOrder, ...], knowledge: Knowledge) -> bool:
     """The medication history is read only for an agent whose label asks for a prior therapy."""
-    agents = {order.agent for order in orders if order.agent}
-    return any(item.requirement is not None and item.requirement.agents & agents
-               and (item.requirement.medication_rxnorm or item.requirement.medication_text is not None)
-               for item in knowledge.doc_items.values())
+    return any(requirement.medication_rxnorm or requirement.medication_text is not None
+               for _, requirement in knowledge.agent_requirements(_agents(orders)))
 
 
 def _medications(call: HookCall, orders: tuple[TherapyOrder, ...], high: date) -> tuple[CodedFact, ...]:

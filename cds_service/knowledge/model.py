@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Mapping
+from typing import Collection, Mapping
 
 CodeKey = tuple[str, str]  # (short system name, normalised code)
 
@@ -53,6 +53,10 @@ class Supply:
     # What the card says instead of the supply line, by setting ("unknown" when not known):
     # which source code applies there depends on the payer.
     setting_notes: Mapping[str, str] = field(default_factory=dict)
+
+    def billed_in(self, setting: str | None) -> bool:
+        """Whether the code may be billed in this setting (an unknown setting only when unlimited)."""
+        return not self.settings or setting in self.settings
 
 
 @dataclass(frozen=True)
@@ -348,6 +352,11 @@ class Knowledge:
     unit_rounding: UnitRounding = field(default_factory=UnitRounding)
     #: CMS PC/TC indicator → what it means, for the modifier-not-applicable card (edits.toml).
     pctc_meaning: Mapping[int, str] = field(default_factory=dict)
+
+    def agent_requirements(self, agents: Collection[str]) -> tuple[tuple[str, AgentRequirement], ...]:
+        """The documentation items (key, label requirement) asked for any of these agents."""
+        return tuple((key, item.requirement) for key, item in self.doc_items.items()
+                     if item.requirement is not None and not item.requirement.agents.isdisjoint(agents))
 
     def is_evidence(self, group: str, system: str | None, code: str | None) -> bool:
         return bool(system and code) and (system, code) in self.evidence.get(group, frozenset())

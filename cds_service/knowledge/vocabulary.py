@@ -27,6 +27,10 @@ WEIGHT_PREFETCH_KEY = "observations"
 OBSERVATION_EVIDENCE_GROUPS: tuple[str, ...] = ("body-weight", "staging", "performance-status", "disease-status")
 
 # -- documentation keys (``missingDocumentation``), in the order cards and decisions list them --
+#: What shows that a Condition documents a malignancy (engine/patient.py ``cancer_signal``),
+#: strongest first: a decision names any signal but a code, and "text" is the low-confidence last resort.
+DIAGNOSIS_SIGNALS: tuple[str, ...] = ("code", "histology", "secondary-profile", "text")
+
 DOC_KEYS: tuple[str, ...] = (
     "diagnosis", "indication", "staging", "radioelement", "activity", "route", "body-site",
     "lesion-size", "channel-count",  # skin HDR: raised by the decision row when the fact could change the code

@@ -176,3 +176,12 @@ def test_related_primary_codes_meet_the_indication():
                            related_primary_codes=(("icd10cm", "C61"),))
     assert ("icd10cm", "C61") not in PatientFacts(conditions=(bone,)).condition_codes
     assert ("icd10cm", "C61") in PatientFacts(conditions=(linked,)).condition_codes
+
+
+def test_diagnosis_signals_are_one_vocabulary():
+    from cds_service.engine.cards import _SIGNAL_WORDS
+    from cds_service.knowledge.vocabulary import DIAGNOSIS_SIGNALS
+
+    # Every signal the card names in words is a signal the engine ranks; a code is never named.
+    assert set(_SIGNAL_WORDS) < set(DIAGNOSIS_SIGNALS) and "code" not in _SIGNAL_WORDS
+    assert DIAGNOSIS_SIGNALS[0] == "code" and DIAGNOSIS_SIGNALS[-1] == "text"
