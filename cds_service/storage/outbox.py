@@ -141,36 +141,32 @@ class Outbox:
     def record_call(self, audit_row: dict[str, Any], card_rows: list[dict[str, Any]]) -> str:
         """Audit row and issued cards of one call: "stored" or "spooled"; SpoolRefused."""
         record = {"kind": "call", "audit": audit_row, "cards": card_rows}
-        self._here()
-        if not self._outage:  # the common case, on every hook call: prepared statements (storage/direct.py)
-            try:
-                self._direct.write_call(audit_row, card_rows)
-                return "stored"
-            except Exception as error:
-                if not (is_outage(error) or self._direct.is_outage(error)):
-                    raise
-                self._enter_outage(error)
-        self._spool(record)
-        return "spooled"
+        # The common case, on every hook call: prepared statements on a pooled connection (storage/direct.py).
+        return self._write(record, lambda: self._direct.write_call(audit_row, card_rows))
 
     def record_feedback(self, rows: list[dict[str, Any]]) -> str:
         record = {"kind": "feedback", "rows": rows}
-        return self._write(record, lambda connection: _apply_feedback(connection, record, check=False))
+        return self._write(record, lambda: self._in_transaction(
+            lambda connection: _apply_feedback(connection, record, check=False)))
 
     def spool_jti(self, row: dict[str, Any]) -> None:
         """A token id accepted while the database was away, for ``jwt_jti`` once it is back."""
         self._here()
         self._spool({"kind": "jti", "row": row})
 
-    def _write(self, record: dict[str, Any], direct: Callable[[Connection], None]) -> str:
+    def _in_transaction(self, work: Callable[[Connection], None]) -> None:
+        with self.engine.begin() as connection:
+            work(connection)
+
+    def _write(self, record: dict[str, Any], store: Callable[[], None]) -> str:
+        """Store the record now, or spool it when the database is (or just went) away."""
         self._here()
         if not self._outage:
             try:
-                with self.engine.begin() as connection:
-                    direct(connection)
+                store()
                 return "stored"
             except Exception as error:
-                if not is_outage(error):
+                if not (is_outage(error) or self._direct.is_outage(error)):
                     raise
                 self._enter_outage(error)
         self._spool(record)
