@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from contextlib import nullcontext
 from typing import Any, Callable, Iterable
 
 from sqlalchemy import Table, insert
@@ -148,17 +149,6 @@ class _WriterTurn:
             self._threads.release()
 
 
-class _NoTurn:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_exc: object) -> None:
-        return None
-
-
-_NO_TURN = _NoTurn()
-
-
 class DirectWriter:
     """Writes call records (audit row + issued cards) in one transaction on a DBAPI connection.
 
@@ -188,7 +178,7 @@ class DirectWriter:
         audit_statement, card_statement = self._prepared()
         cards = [card_statement.parameters(card) for card in card_rows]
         row = audit_statement.parameters(audit_row)
-        with self._turn if self._turn is not None else _NO_TURN:
+        with self._turn if self._turn is not None else nullcontext():
             self._write(audit_statement.sql, row, card_statement.sql, cards)
         if self._checkpointer is not None:
             self._checkpointer.wrote()

@@ -48,20 +48,22 @@ class OrjsonProvider(DefaultJSONProvider):
     """Flask's JSON provider, writing with orjson when the app's settings allow (compact, keys in
     insertion order, no extra options); anything else goes the standard way."""
 
-    def dumps(self, obj: Any, **kwargs: Any) -> str:
-        if kwargs or self.sort_keys or not self.compact:
-            return super().dumps(obj, **kwargs)
+    def _orjson(self, obj: Any) -> bytes | None:
+        """``obj`` written by orjson, or None where the standard way must write it (sorted or
+        indented output, or a document orjson cannot write, such as an integer beyond 64 bits)."""
+        if self.sort_keys or not self.compact:
+            return None
         try:
-            return orjson.dumps(obj, default=self.default, option=_OPTIONS).decode("utf-8")
-        except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits: json writes it
-            return super().dumps(obj)
+            return orjson.dumps(obj, default=self.default, option=_OPTIONS)
+        except orjson.JSONEncodeError:
+            return None
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        data = None if kwargs else self._orjson(obj)
+        return super().dumps(obj, **kwargs) if data is None else data.decode("utf-8")
 
     def response(self, *args: Any, **kwargs: Any) -> Any:
-        obj = self._prepare_response_obj(args, kwargs)
-        if self.sort_keys or not self.compact:
+        data = self._orjson(self._prepare_response_obj(args, kwargs))
+        if data is None:
             return super().response(*args, **kwargs)
-        try:
-            data = orjson.dumps(obj, default=self.default, option=_OPTIONS) + b"\n"
-        except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits: json writes it
-            return super().response(*args, **kwargs)
-        return self._app.response_class(data, mimetype=self.mimetype)  # type: ignore[arg-type]
+        return self._app.response_class(data + b"\n", mimetype=self.mimetype)  # type: ignore[arg-type]
